@@ -1,0 +1,435 @@
+//! The plan for one consumer batch: decode, KV keys, jobs in send batches, outcomes.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::config::Config;
+use crate::event::{self, Event, Rejection};
+use crate::formats::{self, Resolution};
+use crate::job::{self, PlannedJob};
+use crate::location::kv_key;
+use crate::message::Message;
+use crate::outcome::{jitter, DeadLetterCode, Outcome};
+use crate::report::{BatchReport, Warning, WarningCode};
+use crate::time::Timestamp;
+use crate::{
+    MAX_KV_KEYS_PER_READ, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, SEND_METADATA_BYTES,
+};
+
+/// The result of reading one KV key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvRead<'v> {
+    /// The key holds this value.
+    Value(&'v str),
+    /// The key does not exist.
+    Missing,
+    /// The read failed, with the error text; the events that need the key are retried.
+    Failed(&'v str),
+}
+
+/// The result of sending one planned send batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendResult {
+    /// The queue accepted every message of the batch.
+    Sent,
+    /// The queue rejected the batch.
+    Failed {
+        /// True if sending it again cannot succeed, as when it exceeds a size limit.
+        permanent: bool,
+        /// Error text from the queue.
+        error: String,
+    },
+}
+
+/// Jobs to send to `landscape-jobs` in one call.
+///
+/// A send batch holds at most [`MAX_SEND_BATCH_MESSAGES`] jobs and at most
+/// [`MAX_SEND_BATCH_BYTES`] bytes, counting each body plus
+/// [`SEND_METADATA_BYTES`]. One event's jobs are never split across two.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendBatch {
+    /// Jobs in send order.
+    pub jobs: Vec<PlannedJob>,
+}
+
+impl SendBatch {
+    /// Returns the size the queue counts for this batch, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.jobs.iter().map(job_size).sum()
+    }
+}
+
+fn job_size(job: &PlannedJob) -> usize {
+    job.body.len() + SEND_METADATA_BYTES
+}
+
+/// A decoded and validated consumer batch, waiting for its KV values.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    config: &'a Config,
+    messages: &'a [Message<'a>],
+    slots: Vec<Slot>,
+    events: Vec<Pending<'a>>,
+    keys: Vec<String>,
+    warnings: Vec<Warning>,
+    duplicates: u32,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Event(usize),
+    Rejected(Rejection),
+}
+
+#[derive(Debug)]
+struct Pending<'a> {
+    event: Event<'a>,
+    key: usize,
+    first_message: usize,
+}
+
+impl<'a> Batch<'a> {
+    /// Decodes and validates every message, and coalesces copies of the same event.
+    ///
+    /// Two messages are copies if they have the same location and a valid
+    /// `fetched_at` naming the same instant; the first is dispatched and every
+    /// copy shares its outcome. Messages that can never succeed are marked for
+    /// the dead-letter queue here, before any KV read.
+    pub fn decode(config: &'a Config, messages: &'a [Message<'a>]) -> Self {
+        let mut batch = Self {
+            config,
+            messages,
+            slots: Vec::with_capacity(messages.len()),
+            events: Vec::with_capacity(messages.len()),
+            keys: Vec::new(),
+            warnings: Vec::new(),
+            duplicates: 0,
+        };
+        let mut seen: HashMap<(Cow<'a, str>, i64), usize> = HashMap::new();
+        let mut key_index: HashMap<Cow<'a, str>, usize> = HashMap::new();
+
+        for (index, message) in messages.iter().enumerate() {
+            let slot = match event::decode(message.body) {
+                Ok(decoded) => {
+                    batch.warn_all(message.id, decoded.warnings);
+                    batch.admit(decoded.event, index, &mut seen, &mut key_index)
+                }
+                Err(rejection) => Slot::Rejected(rejection),
+            };
+            batch.slots.push(slot);
+        }
+        batch
+    }
+
+    fn admit(
+        &mut self,
+        event: Event<'a>,
+        index: usize,
+        seen: &mut HashMap<(Cow<'a, str>, i64), usize>,
+        key_index: &mut HashMap<Cow<'a, str>, usize>,
+    ) -> Slot {
+        if let Some(fetched_at) = &event.fetched_at {
+            let identity = (event.location.clone(), fetched_at.at.unix_micros());
+            if let Some(&existing) = seen.get(&identity) {
+                self.duplicates += 1;
+                return Slot::Event(existing);
+            }
+            seen.insert(identity, self.events.len());
+        }
+
+        let next_key = self.keys.len();
+        let key = *key_index.entry(event.location.clone()).or_insert(next_key);
+        if key == next_key {
+            self.keys.push(kv_key(&event.location));
+        }
+
+        self.events.push(Pending {
+            event,
+            key,
+            first_message: index,
+        });
+        Slot::Event(self.events.len() - 1)
+    }
+
+    fn warn_all(&mut self, message_id: &str, warnings: Vec<(WarningCode, String)>) {
+        for (code, detail) in warnings {
+            self.warnings.push(Warning {
+                code: code.as_str(),
+                message_id: message_id.to_owned(),
+                detail,
+            });
+        }
+    }
+
+    /// Returns the distinct KV keys to read, in first-use order.
+    pub fn kv_keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Returns the KV keys in bulk reads of at most [`MAX_KV_KEYS_PER_READ`] keys.
+    pub fn kv_key_chunks(&self) -> impl Iterator<Item = &[String]> {
+        self.keys.chunks(MAX_KV_KEYS_PER_READ)
+    }
+
+    /// Builds the jobs from the KV values and packs them into send batches.
+    ///
+    /// `read` returns the result for each key of [`Batch::kv_keys`]; it is
+    /// called once per key. `now` becomes every job's `enqueued_at`. An event
+    /// whose key failed to read gets no jobs and is retried.
+    pub fn fan_out<'v, F>(mut self, mut read: F, now: Timestamp) -> Plan<'a>
+    where
+        F: FnMut(&str) -> KvRead<'v>,
+    {
+        let resolutions: Vec<Result<Resolution, String>> = self
+            .keys
+            .iter()
+            .map(|key| match read(key) {
+                KvRead::Value(value) => {
+                    Ok(formats::resolve(&self.config.registry, key, Some(value)))
+                }
+                KvRead::Missing => Ok(formats::resolve(&self.config.registry, key, None)),
+                KvRead::Failed(error) => Err(format!("KV read of {key} failed: {error}")),
+            })
+            .collect();
+        self.warn_kv(&resolutions);
+
+        let enqueued_at = now.to_string();
+        let mut packer = Packer::default();
+        let mut states = Vec::with_capacity(self.events.len());
+        for pending in &self.events {
+            let state = match &resolutions[pending.key] {
+                Err(reason) => EventState::Retry(reason.clone()),
+                Ok(resolution) => {
+                    let message_id = self.messages[pending.first_message].id;
+                    let jobs = resolution
+                        .positions
+                        .iter()
+                        .map(|&position| {
+                            let format = &self.config.registry.formats()[position].name;
+                            job::build(&pending.event, format, message_id, &enqueued_at)
+                        })
+                        .collect();
+                    packer.place(jobs)
+                }
+            };
+            states.push(state);
+        }
+
+        Plan {
+            batch: self,
+            kv_reads: resolutions.len().div_ceil(MAX_KV_KEYS_PER_READ),
+            send_batches: packer.batches,
+            states,
+        }
+    }
+
+    fn warn_kv(&mut self, resolutions: &[Result<Resolution, String>]) {
+        let mut warned = vec![false; resolutions.len()];
+        for pending in &self.events {
+            let Ok(Resolution {
+                warning: Some((code, detail)),
+                ..
+            }) = &resolutions[pending.key]
+            else {
+                continue;
+            };
+            if !std::mem::replace(&mut warned[pending.key], true) {
+                self.warnings.push(Warning {
+                    code: code.as_str(),
+                    message_id: self.messages[pending.first_message].id.to_owned(),
+                    detail: detail.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// What happens to an event once its KV value is known.
+#[derive(Debug)]
+enum EventState {
+    /// Its jobs are in this send batch.
+    Sending(usize),
+    /// It must be retried, for this reason.
+    Retry(String),
+    /// It can never be sent, for this reason.
+    TooLarge(String),
+}
+
+/// Packs each event's jobs into the current send batch, or a new one when they do not fit.
+#[derive(Default)]
+struct Packer {
+    batches: Vec<SendBatch>,
+    current_bytes: usize,
+}
+
+impl Packer {
+    fn place(&mut self, jobs: Vec<PlannedJob>) -> EventState {
+        let bytes: usize = jobs.iter().map(job_size).sum();
+        if jobs.len() > MAX_SEND_BATCH_MESSAGES || bytes > MAX_SEND_BATCH_BYTES {
+            return EventState::TooLarge(format!(
+                "the event's {} jobs take {bytes} bytes, more than one send batch holds ({MAX_SEND_BATCH_MESSAGES} messages, {MAX_SEND_BATCH_BYTES} bytes)",
+                jobs.len()
+            ));
+        }
+
+        let fits = self.batches.last().is_some_and(|batch| {
+            batch.jobs.len() + jobs.len() <= MAX_SEND_BATCH_MESSAGES
+                && self.current_bytes + bytes <= MAX_SEND_BATCH_BYTES
+        });
+        if !fits {
+            self.batches.push(SendBatch::default());
+            self.current_bytes = 0;
+        }
+
+        let index = self.batches.len() - 1;
+        self.batches[index].jobs.extend(jobs);
+        self.current_bytes += bytes;
+        EventState::Sending(index)
+    }
+}
+
+/// A batch whose jobs are planned and waiting to be sent.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    batch: Batch<'a>,
+    kv_reads: usize,
+    send_batches: Vec<SendBatch>,
+    states: Vec<EventState>,
+}
+
+/// The outcome of every message of a batch, with the report to log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// One outcome per message, in the order of the batch.
+    pub outcomes: Vec<Outcome>,
+    /// Counts for one log line.
+    pub report: BatchReport,
+    /// Warnings raised while planning, in the order they arose.
+    pub warnings: Vec<Warning>,
+}
+
+impl Plan<'_> {
+    /// Returns the send batches, each to be sent with one call.
+    pub fn send_batches(&self) -> &[SendBatch] {
+        &self.send_batches
+    }
+
+    /// Returns every planned job, in send order.
+    pub fn jobs(&self) -> impl Iterator<Item = &PlannedJob> {
+        self.send_batches.iter().flat_map(|batch| batch.jobs.iter())
+    }
+
+    /// Returns the warnings raised so far.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.batch.warnings
+    }
+
+    /// Decides the outcome of every message from the results of the send batches.
+    ///
+    /// `results` holds one entry per send batch, in order; a missing entry
+    /// counts as a transient failure. A message is acked if its event's send
+    /// batch was sent, retried if a KV read or the send failed transiently,
+    /// and dead-lettered if it is invalid or the send failed permanently.
+    /// `jitter_seed` spreads the retry delays; the same seed gives the same delays.
+    pub fn settle(&self, results: &[SendResult], jitter_seed: u64) -> Settlement {
+        let mut report = self.base_report();
+        let outcomes: Vec<Outcome> = self
+            .batch
+            .messages
+            .iter()
+            .zip(&self.batch.slots)
+            .enumerate()
+            .map(|(index, (message, slot))| {
+                let outcome =
+                    self.outcome(slot, results, message.attempts, jitter(jitter_seed, index));
+                count(&mut report, &outcome);
+                outcome
+            })
+            .collect();
+
+        report.jobs_sent = self
+            .send_batches
+            .iter()
+            .zip(results)
+            .filter(|(_, result)| **result == SendResult::Sent)
+            .map(|(batch, _)| batch.jobs.len() as u32)
+            .sum();
+        Settlement {
+            outcomes,
+            report,
+            warnings: self.batch.warnings.clone(),
+        }
+    }
+
+    fn outcome(&self, slot: &Slot, results: &[SendResult], attempts: u32, jitter: f64) -> Outcome {
+        let retry = |reason: String| Outcome::Retry {
+            delay_secs: self.batch.config.retry.delay_secs(attempts, jitter),
+            reason,
+        };
+
+        let event = match slot {
+            Slot::Rejected(rejection) => {
+                return Outcome::DeadLetter {
+                    code: rejection.code,
+                    reason: rejection.reason.clone(),
+                }
+            }
+            Slot::Event(event) => *event,
+        };
+        match &self.states[event] {
+            EventState::Retry(reason) => retry(reason.clone()),
+            EventState::TooLarge(reason) => Outcome::DeadLetter {
+                code: DeadLetterCode::JobsTooLarge,
+                reason: reason.clone(),
+            },
+            EventState::Sending(index) => match results.get(*index) {
+                Some(SendResult::Sent) => Outcome::Ack,
+                Some(SendResult::Failed {
+                    permanent: true,
+                    error,
+                }) => Outcome::DeadLetter {
+                    code: DeadLetterCode::SendRejected,
+                    reason: format!("landscape-jobs rejected the send batch permanently: {error}"),
+                },
+                Some(SendResult::Failed { error, .. }) => {
+                    retry(format!("sending to landscape-jobs failed: {error}"))
+                }
+                None => retry("no result for the send batch".to_owned()),
+            },
+        }
+    }
+
+    fn base_report(&self) -> BatchReport {
+        let mut warnings = std::collections::BTreeMap::new();
+        for warning in &self.batch.warnings {
+            *warnings.entry(warning.code).or_insert(0) += 1;
+        }
+
+        BatchReport {
+            messages: self.batch.messages.len() as u32,
+            events: self.batch.events.len() as u32,
+            duplicates: self.batch.duplicates,
+            jobs: self
+                .send_batches
+                .iter()
+                .map(|batch| batch.jobs.len() as u32)
+                .sum(),
+            kv_keys: self.batch.keys.len() as u32,
+            kv_reads: self.kv_reads as u32,
+            send_batches: self.send_batches.len() as u32,
+            warnings,
+            ..BatchReport::default()
+        }
+    }
+}
+
+fn count(report: &mut BatchReport, outcome: &Outcome) {
+    match outcome {
+        Outcome::Ack => report.acked += 1,
+        Outcome::Retry { .. } => report.retried += 1,
+        Outcome::DeadLetter { code, .. } => {
+            report.dead_lettered += 1;
+            *report.dead_letters.entry(code.as_str()).or_insert(0) += 1;
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Decoding and validation of one `weather-ready` message body.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::location::is_location;
+use crate::outcome::DeadLetterCode;
+use crate::report::WarningCode;
+use crate::time::Timestamp;
+use crate::MAX_BODY_BYTES;
+
+/// A valid `weather-ready` event.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Event<'a> {
+    pub location: Cow<'a, str>,
+    pub lat: f64,
+    pub lon: f64,
+    pub fetched_at: Option<FetchedAt<'a>>,
+    pub traceparent: Option<Cow<'a, str>>,
+}
+
+/// A valid `fetched_at`: the text as the fetcher sent it, and the instant it names.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FetchedAt<'a> {
+    pub text: Cow<'a, str>,
+    pub at: Timestamp,
+}
+
+/// A body that can never become an event, with the dead-letter code and a reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub code: DeadLetterCode,
+    pub reason: String,
+}
+
+/// A decoded event together with the warnings its body raised.
+#[derive(Debug)]
+pub(crate) struct Decoded<'a> {
+    pub event: Event<'a>,
+    pub warnings: Vec<(WarningCode, String)>,
+}
+
+/// The fields the dispatcher reads; all others are ignored.
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    zip_code: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    lat: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    lon: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    fetched_at: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    traceparent: Option<&'a RawValue>,
+}
+
+/// Keeps a field's raw text even when it is `null`, so that `null` and a missing field differ.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Decodes and validates one message body.
+///
+/// The body must be a JSON object of at most [`MAX_BODY_BYTES`] bytes. A JSON
+/// string whose content is an object is unwrapped once, with a warning.
+pub(crate) fn decode(body: &str) -> Result<Decoded<'_>, Rejection> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Rejection {
+            code: DeadLetterCode::BodyTooLarge,
+            reason: format!(
+                "body is {} bytes, the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        });
+    }
+
+    match body
+        .trim_start_matches(is_json_whitespace)
+        .as_bytes()
+        .first()
+    {
+        Some(b'{') => decode_object(body),
+        Some(b'"') => decode_string_body(body),
+        _ => Err(not_an_object(body)),
+    }
+}
+
+fn decode_string_body(body: &str) -> Result<Decoded<'static>, Rejection> {
+    let inner: String = serde_json::from_str(body).map_err(|error| invalid_json(body, &error))?;
+    if !inner
+        .trim_start_matches(is_json_whitespace)
+        .starts_with('{')
+    {
+        return Err(invalid_body(format!(
+            "body is a JSON string that does not contain a JSON object (strings are unwrapped once): {}",
+            excerpt(body)
+        )));
+    }
+
+    let mut decoded = decode_object(&inner)?;
+    decoded.warnings.insert(
+        0,
+        (
+            WarningCode::StringBodyUnwrapped,
+            "body is a JSON object inside a JSON string; unwrapped it once".to_owned(),
+        ),
+    );
+    Ok(Decoded {
+        event: decoded.event.into_owned(),
+        warnings: decoded.warnings,
+    })
+}
+
+fn decode_object(text: &str) -> Result<Decoded<'_>, Rejection> {
+    let raw: RawEvent<'_> =
+        serde_json::from_str(text).map_err(|error| invalid_json(text, &error))?;
+    let mut warnings = Vec::new();
+
+    let location = location(raw.zip_code)?;
+    let lat = coordinate("lat", raw.lat, 90.0)?;
+    let lon = coordinate("lon", raw.lon, 180.0)?;
+    let fetched_at = fetched_at(raw.fetched_at, &mut warnings);
+    let traceparent = traceparent(raw.traceparent, &mut warnings);
+
+    Ok(Decoded {
+        event: Event {
+            location,
+            lat,
+            lon,
+            fetched_at,
+            traceparent,
+        },
+        warnings,
+    })
+}
+
+fn location(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
+    let invalid = |reason: String| Rejection {
+        code: DeadLetterCode::InvalidLocation,
+        reason,
+    };
+    let raw = raw.ok_or_else(|| invalid("missing field zip_code".to_owned()))?;
+
+    let Some(id) = json_string(raw) else {
+        return Err(invalid(format!(
+            "zip_code must be a JSON string such as \"02134\", found {} (a number cannot keep leading zeros)",
+            excerpt(raw.get())
+        )));
+    };
+    if !is_location(&id) {
+        return Err(invalid(format!(
+            "zip_code {id:?} is not a location id: expected 5 digits or 2 uppercase letters and 4 to 10 digits"
+        )));
+    }
+    Ok(id)
+}
+
+fn coordinate(field: &str, raw: Option<&RawValue>, limit: f64) -> Result<f64, Rejection> {
+    let invalid = |reason: String| Rejection {
+        code: DeadLetterCode::InvalidCoordinates,
+        reason,
+    };
+    let raw = raw.ok_or_else(|| invalid(format!("missing field {field}")))?;
+    let text = raw.get();
+
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Err(invalid(format!(
+            "{field} must be a JSON number, found {}",
+            excerpt(text)
+        )));
+    }
+    match serde_json::from_str::<f64>(text) {
+        Ok(value) if value.is_finite() && value.abs() <= limit => Ok(value),
+        _ => Err(invalid(format!(
+            "{field} {} is out of range: expected a finite number from -{limit} to {limit}",
+            excerpt(text)
+        ))),
+    }
+}
+
+fn fetched_at<'a>(
+    raw: Option<&'a RawValue>,
+    warnings: &mut Vec<(WarningCode, String)>,
+) -> Option<FetchedAt<'a>> {
+    let raw = raw.filter(|raw| raw.get() != "null")?;
+    let parsed = json_string(raw)
+        .and_then(|text| Timestamp::parse_rfc3339(&text).map(|at| FetchedAt { text, at }));
+
+    if parsed.is_none() {
+        warnings.push((
+            WarningCode::InvalidFetchedAt,
+            format!(
+                "fetched_at {} is not an RFC 3339 timestamp; job ids use the message id instead",
+                excerpt(raw.get())
+            ),
+        ));
+    }
+    parsed
+}
+
+fn traceparent<'a>(
+    raw: Option<&'a RawValue>,
+    warnings: &mut Vec<(WarningCode, String)>,
+) -> Option<Cow<'a, str>> {
+    let raw = raw.filter(|raw| raw.get() != "null")?;
+    let parsed = json_string(raw).filter(|text| is_traceparent(text));
+
+    if parsed.is_none() {
+        warnings.push((
+            WarningCode::InvalidTraceparent,
+            format!(
+                "traceparent {} is not a W3C traceparent; dropped it",
+                excerpt(raw.get())
+            ),
+        ));
+    }
+    parsed
+}
+
+/// Checks the W3C Trace Context form `vv-<32 hex>-<16 hex>-<2 hex>`, lowercase, where the
+/// version is not `ff` and neither id is all zeros.
+fn is_traceparent(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [version, trace_id, parent_id, flags] = parts.as_slice() else {
+        return false;
+    };
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    };
+    let not_zero = |part: &str| part.bytes().any(|byte| byte != b'0');
+
+    hex(version, 2)
+        && *version != "ff"
+        && hex(trace_id, 32)
+        && not_zero(trace_id)
+        && hex(parent_id, 16)
+        && not_zero(parent_id)
+        && hex(flags, 2)
+}
+
+/// Returns the content of a raw JSON string, borrowed when it has no escapes.
+fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    match text.get(1..text.len() - 1) {
+        Some(content) if !content.contains('\\') => Some(Cow::Borrowed(content)),
+        _ => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+    }
+}
+
+fn not_an_object(body: &str) -> Rejection {
+    match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+        Ok(_) => invalid_body(format!(
+            "body must be a JSON object, found {}",
+            excerpt(body)
+        )),
+        Err(error) => invalid_json(body, &error),
+    }
+}
+
+fn invalid_json(text: &str, error: &serde_json::Error) -> Rejection {
+    invalid_body(format!(
+        "body is not valid JSON ({error}): {}",
+        excerpt(text)
+    ))
+}
+
+fn invalid_body(reason: String) -> Rejection {
+    Rejection {
+        code: DeadLetterCode::InvalidBody,
+        reason,
+    }
+}
+
+fn is_json_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// Shortens a value for a reason or warning, so that one odd message cannot flood a log.
+///
+/// JSON text is shown as it is, so `2134` and `"2134"` stay distinct; control characters
+/// become spaces.
+pub(crate) fn excerpt(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+
+    let mut chars = text.chars().map(|c| if c.is_control() { ' ' } else { c });
+    let head: String = chars.by_ref().take(MAX_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}... ({} bytes)", text.len())
+    } else {
+        head
+    }
+}
+
+impl Event<'_> {
+    fn into_owned(self) -> Event<'static> {
+        Event {
+            location: Cow::Owned(self.location.into_owned()),
+            lat: self.lat,
+            lon: self.lon,
+            fetched_at: self.fetched_at.map(|fetched_at| FetchedAt {
+                text: Cow::Owned(fetched_at.text.into_owned()),
+                at: fetched_at.at,
+            }),
+            traceparent: self.traceparent.map(|text| Cow::Owned(text.into_owned())),
+        }
+    }
+}
