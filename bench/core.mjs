@@ -1,0 +1,69 @@
+// Measure 5: events per second through our core versus the Python function of
+// the seed algorithm, on the same real events, in consumer batches of 10.
+//
+// Two KV sets: the real `formats:` entries (most locations have none, so they
+// get the default format only) and every location with all five formats.
+// Usage: node bench/core.mjs [--repeats N]
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { BENCH_DIR, EVENTS_PATH, KV_PATH, fixed, printTable, ratio, saveResults } from "./lib/common.mjs";
+
+const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? "/work/target-bench";
+const GOAL_RATIO = 20;
+
+const { values: args } = parseArgs({ options: { repeats: { type: "string", default: "5" } } });
+const repeats = String(Math.min(Math.max(Number(args.repeats), 1), 20));
+
+function buildRustBench() {
+  execFileSync("cargo", ["build", "--release", "--quiet", "--manifest-path", join(BENCH_DIR, "core", "Cargo.toml")], {
+    env: { ...process.env, CARGO_TARGET_DIR: TARGET_DIR },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  return join(TARGET_DIR, "release", "landscape-bench-core");
+}
+
+function runJson(command, args) {
+  const output = execFileSync(command, args, { encoding: "utf8", timeout: 300_000 });
+  return JSON.parse(output.trim().split("\n").at(-1));
+}
+
+function compare(rustBinary, fiveFormats) {
+  const extra = fiveFormats ? ["--five-formats"] : [];
+  const common = [EVENTS_PATH, KV_PATH, ...extra, "--repeats", repeats];
+  const ours = runJson(rustBinary, common);
+  const seed = runJson("python3", [join(BENCH_DIR, "core", "seed_dispatch.py"), ...common]);
+  if (ours.jobs !== seed.jobs || ours.acked !== seed.acked) {
+    console.error(`note: jobs differ: ours ${ours.jobs} jobs, ${ours.acked} acked; seed ${seed.jobs} jobs, ${seed.acked} acked`);
+  }
+  return {
+    kv: fiveFormats ? "five formats everywhere" : "real KV",
+    ours,
+    seed,
+    ratio_median: ratio(ours.events_per_sec_median, seed.events_per_sec_median),
+    ratio_best: ratio(ours.events_per_sec_best, seed.events_per_sec_best),
+  };
+}
+
+function main() {
+  const rustBinary = buildRustBench();
+  const runs = [compare(rustBinary, false), compare(rustBinary, true)];
+
+  const rows = runs.map((run) => [
+    run.kv,
+    run.ours.jobs,
+    fixed(run.ours.events_per_sec_median, 0),
+    fixed(run.seed.events_per_sec_median, 0),
+    fixed(run.ratio_median, 1),
+    fixed(run.ratio_best, 1),
+    run.ratio_median >= GOAL_RATIO ? "met" : "NOT met",
+  ]);
+  printTable(
+    `Measure 5: core events/s over ${runs[0].ours.events} events, batches of 10, median of ${repeats} passes (goal >= ${GOAL_RATIO}x)`,
+    ["KV", "jobs", "ours ev/s", "seed Python ev/s", "x (median)", "x (best)", "goal"],
+    rows,
+  );
+  saveResults("core", { command: `node bench/core.mjs --repeats ${repeats}`, goal_ratio: GOAL_RATIO, runs });
+}
+
+main();
