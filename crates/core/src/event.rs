@@ -172,7 +172,8 @@ fn coordinate(field: &str, raw: Option<&RawValue>, limit: f64) -> Result<f64, Re
             excerpt(text)
         )));
     }
-    match serde_json::from_str::<f64>(text) {
+    // The text is a valid JSON number here, which Rust's float grammar accepts as it is.
+    match text.parse::<f64>() {
         Ok(value) if value.is_finite() && value.abs() <= limit => Ok(value),
         _ => Err(invalid(format!(
             "{field} {} is out of range: expected a finite number from -{limit} to {limit}",
@@ -312,5 +313,240 @@ impl Event<'_> {
             }),
             traceparent: self.traceparent.map(|text| Cow::Owned(text.into_owned())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"zip_code": "78729", "lat": 30.4515, "lon": -97.7676, "fetched_at": "2025-11-20T12:00:00.123456Z"}"#;
+
+    fn rejection(body: &str) -> (DeadLetterCode, String) {
+        match decode(body) {
+            Ok(decoded) => panic!("expected a rejection for {body}, got {:?}", decoded.event),
+            Err(rejection) => (rejection.code, rejection.reason),
+        }
+    }
+
+    #[test]
+    fn decode_reads_all_fields() {
+        let decoded = decode(GOOD).unwrap();
+
+        assert_eq!(decoded.event.location, "78729");
+        assert_eq!(decoded.event.lat, 30.4515);
+        assert_eq!(decoded.event.lon, -97.7676);
+        assert_eq!(
+            decoded.event.fetched_at.as_ref().map(|f| f.text.as_ref()),
+            Some("2025-11-20T12:00:00.123456Z")
+        );
+        assert!(decoded.warnings.is_empty());
+    }
+
+    #[test]
+    fn decode_accepts_valid_variants() {
+        let cases = [
+            r#"{"zip_code": "02134", "lat": 0, "lon": 0}"#,
+            r#"{"zip_code": "MX77400", "lat": -90, "lon": 180, "extra": {"nested": [1, 2]}}"#,
+            r#"  {"lon": -180, "lat": 90.0, "zip_code": "00601", "fetched_at": null}"#,
+            r#"{"zip_code": "\u0030\u0032134", "lat": 1e1, "lon": -1.5E-3}"#,
+        ];
+
+        for body in cases {
+            let decoded = decode(body);
+
+            assert!(decoded.is_ok(), "{body}: {:?}", decoded.err());
+            assert!(decoded.unwrap().warnings.is_empty(), "{body}");
+        }
+    }
+
+    #[test]
+    fn decode_rejects_invalid_bodies() {
+        let cases = [
+            (
+                "weather ready for 78729",
+                DeadLetterCode::InvalidBody,
+                "not valid JSON",
+            ),
+            (
+                "[1, 2, 3]",
+                DeadLetterCode::InvalidBody,
+                "must be a JSON object, found [1, 2, 3]",
+            ),
+            ("42", DeadLetterCode::InvalidBody, "must be a JSON object"),
+            ("null", DeadLetterCode::InvalidBody, "must be a JSON object"),
+            ("", DeadLetterCode::InvalidBody, "not valid JSON"),
+            (
+                r#"{"zip_code": "78729", "lat": NaN, "lon": 1}"#,
+                DeadLetterCode::InvalidBody,
+                "not valid JSON",
+            ),
+            (
+                r#"{"zip_code": "78729", "lat": 1, "lat": 2, "lon": 1}"#,
+                DeadLetterCode::InvalidBody,
+                "duplicate field `lat`",
+            ),
+            (
+                r#""\"{\\\"zip_code\\\": \\\"78729\\\"}\"""#,
+                DeadLetterCode::InvalidBody,
+                "does not contain a JSON object",
+            ),
+            (
+                r#""hello""#,
+                DeadLetterCode::InvalidBody,
+                "does not contain a JSON object",
+            ),
+            (
+                r#"{"lat": 1, "lon": 1}"#,
+                DeadLetterCode::InvalidLocation,
+                "missing field zip_code",
+            ),
+            (
+                r#"{"zip_code": 2134, "lat": 1, "lon": 1}"#,
+                DeadLetterCode::InvalidLocation,
+                "must be a JSON string such as \"02134\", found 2134",
+            ),
+            (
+                r#"{"zip_code": 2134.0, "lat": 1, "lon": 1}"#,
+                DeadLetterCode::InvalidLocation,
+                "found 2134.0",
+            ),
+            (
+                r#"{"zip_code": "2134", "lat": 1, "lon": 1}"#,
+                DeadLetterCode::InvalidLocation,
+                "zip_code \"2134\" is not a location id",
+            ),
+            (
+                r#"{"zip_code": null, "lat": 1, "lon": 1}"#,
+                DeadLetterCode::InvalidLocation,
+                "found null",
+            ),
+            (
+                r#"{"zip_code": "78729", "lon": 1}"#,
+                DeadLetterCode::InvalidCoordinates,
+                "missing field lat",
+            ),
+            (
+                r#"{"zip_code": "78729", "lat": null, "lon": 1}"#,
+                DeadLetterCode::InvalidCoordinates,
+                "lat must be a JSON number, found null",
+            ),
+            (
+                r#"{"zip_code": "78729", "lat": "30.1", "lon": 1}"#,
+                DeadLetterCode::InvalidCoordinates,
+                "found \"30.1\"",
+            ),
+            (
+                r#"{"zip_code": "78729", "lat": 1e999, "lon": 1}"#,
+                DeadLetterCode::InvalidCoordinates,
+                "lat 1e999 is out of range",
+            ),
+            (
+                r#"{"zip_code": "78729", "lat": 90.5, "lon": 1}"#,
+                DeadLetterCode::InvalidCoordinates,
+                "lat 90.5 is out of range",
+            ),
+            (
+                r#"{"zip_code": "78729", "lat": 1, "lon": -180.01}"#,
+                DeadLetterCode::InvalidCoordinates,
+                "lon -180.01 is out of range",
+            ),
+        ];
+
+        for (body, code, reason) in cases {
+            let (actual_code, actual_reason) = rejection(body);
+
+            assert_eq!(actual_code, code, "{body}");
+            assert!(actual_reason.contains(reason), "{body}: {actual_reason}");
+        }
+    }
+
+    #[test]
+    fn decode_rejects_oversized_body() {
+        let body = format!(
+            r#"{{"zip_code": "78729", "lat": 1, "lon": 1, "pad": "{}"}}"#,
+            "x".repeat(MAX_BODY_BYTES)
+        );
+
+        let (code, reason) = rejection(&body);
+
+        assert_eq!(code, DeadLetterCode::BodyTooLarge);
+        assert!(reason.contains("the limit is 128000"), "{reason}");
+    }
+
+    #[test]
+    fn decode_unwraps_string_body_once_with_warning() {
+        let body = serde_json::to_string(GOOD).unwrap();
+
+        let decoded = decode(&body).unwrap();
+
+        assert_eq!(decoded.event.location, "78729");
+        assert_eq!(decoded.warnings.len(), 1);
+        assert_eq!(decoded.warnings[0].0, WarningCode::StringBodyUnwrapped);
+    }
+
+    #[test]
+    fn decode_warns_on_invalid_fetched_at() {
+        let cases = [
+            r#""2025-11-20T12:00:00+00:00Z""#,
+            r#""yesterday""#,
+            "1763640000",
+        ];
+
+        for fetched_at in cases {
+            let body = format!(
+                r#"{{"zip_code": "78729", "lat": 1, "lon": 1, "fetched_at": {fetched_at}}}"#
+            );
+
+            let decoded = decode(&body).unwrap();
+
+            assert_eq!(decoded.event.fetched_at, None, "{fetched_at}");
+            assert_eq!(decoded.warnings.len(), 1, "{fetched_at}");
+            assert_eq!(decoded.warnings[0].0, WarningCode::InvalidFetchedAt);
+            assert!(
+                decoded.warnings[0].1.contains(fetched_at),
+                "{}",
+                decoded.warnings[0].1
+            );
+        }
+    }
+
+    #[test]
+    fn decode_keeps_valid_traceparent_only() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let invalid = [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "not a trace",
+        ];
+
+        let body =
+            format!(r#"{{"zip_code": "78729", "lat": 1, "lon": 1, "traceparent": "{valid}"}}"#);
+        assert_eq!(
+            decode(&body).unwrap().event.traceparent.as_deref(),
+            Some(valid)
+        );
+
+        for traceparent in invalid {
+            let body = format!(
+                r#"{{"zip_code": "78729", "lat": 1, "lon": 1, "traceparent": "{traceparent}"}}"#
+            );
+
+            let decoded = decode(&body).unwrap();
+
+            assert_eq!(decoded.event.traceparent, None, "{traceparent}");
+            assert_eq!(decoded.warnings[0].0, WarningCode::InvalidTraceparent);
+        }
+    }
+
+    #[test]
+    fn excerpt_shortens_long_values() {
+        let long = "y".repeat(100);
+
+        assert_eq!(excerpt("short"), "short");
+        assert_eq!(excerpt(&long), format!("{}... (100 bytes)", "y".repeat(64)));
+        assert_eq!(excerpt("a\nb"), "a b");
     }
 }

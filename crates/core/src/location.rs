@@ -55,7 +55,12 @@ pub(crate) fn is_location(id: &str) -> bool {
 
 /// Returns the KV key that holds the formats of a location, `formats:{location}`.
 pub fn kv_key(location: &str) -> String {
-    format!("formats:{location}")
+    const PREFIX: &str = "formats:";
+
+    let mut key = String::with_capacity(PREFIX.len() + location.len());
+    key.push_str(PREFIX);
+    key.push_str(location);
+    key
 }
 
 #[cfg(test)]

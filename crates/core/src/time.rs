@@ -36,8 +36,8 @@ impl Timestamp {
     /// Parses an RFC 3339 timestamp such as `2025-11-20T12:00:00.123456Z` or `2025-11-20T07:00:00-05:00`.
     ///
     /// The date and time are separated by `T` or `t`; the zone is `Z`, `z` or
-    /// `±HH:MM`. Fraction digits past the sixth are truncated. Leap seconds
-    /// (`:60`) are rejected.
+    /// `±HH:MM`. The fraction has 1 to 9 digits, and digits past the sixth are
+    /// truncated. Leap seconds (`:60`) are rejected.
     ///
     /// # Errors
     ///
@@ -143,7 +143,7 @@ fn parse_fraction(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
     }
 
     let count = end - start - 1;
-    if count == 0 {
+    if !(1..=9).contains(&count) {
         return None;
     }
     for _ in count..6 {
@@ -213,11 +213,13 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 fn push_padded(out: &mut String, value: i64, width: usize) {
-    let text = value.to_string();
-    for _ in text.len()..width {
-        out.push('0');
+    let mut digits = [b'0'; 6];
+    let mut rest = value.rem_euclid(1_000_000);
+    for digit in digits[..width].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
     }
-    out.push_str(&text);
+    out.push_str(std::str::from_utf8(&digits[..width]).unwrap_or("0"));
 }
 
 #[cfg(test)]
@@ -259,6 +261,7 @@ mod tests {
             "2025-11-20T24:00:00Z",
             "2025-11-20T12:00:60Z",
             "2025-11-20T12:00:00.Z",
+            "2025-11-20T12:00:00.1234567890Z",
             "2025-11-20T12:00:00+0500",
             "2025-11-20T12:00:00+24:00",
             "yesterday at noon, roughly",
