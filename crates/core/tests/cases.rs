@@ -288,21 +288,36 @@ fn copies_of_one_event_dispatch_once() {
     assert_eq!(run.settlement.report.events, 1);
 }
 
+/// Runs `count` distinct events whose locations all have the five formats.
+fn run_all_formats(count: u32, send: impl Fn(usize) -> SendResult) -> Run {
+    let zips: Vec<String> = (0..count).map(|i| format!("{:05}", 10_000 + i)).collect();
+    let bodies: Vec<String> = zips.iter().map(|zip| event(zip, 0)).collect();
+    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let kv = Kv(zips
+        .iter()
+        .map(|zip| (format!("formats:{zip}"), Some(ALL_FORMATS.to_owned())))
+        .collect());
+
+    run(&bodies, &kv, send)
+}
+
+/// Checks that the messages whose jobs went in the first send batch match `first`,
+/// and that all others were acked.
+fn assert_first_batch_only(run: &Run, first: impl Fn(&Outcome) -> bool) {
+    let in_first_batch = run.send_batch_sizes[0].0 / 5;
+
+    for (index, outcome) in run.settlement.outcomes.iter().enumerate() {
+        if index < in_first_batch {
+            assert!(first(outcome), "{index}: {outcome:?}");
+        } else {
+            assert_eq!(*outcome, Outcome::Ack, "{index}");
+        }
+    }
+}
+
 #[test]
 fn many_events_pack_into_bounded_unsplit_batches() {
-    let bodies: Vec<String> = (0..25)
-        .map(|i| event(&format!("{:05}", 10_000 + i), 0))
-        .collect();
-    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    let entries: Vec<(String, &str)> = (0..25)
-        .map(|i| (format!("formats:{:05}", 10_000 + i), ALL_FORMATS))
-        .collect();
-    let entries: Vec<(&str, &str)> = entries
-        .iter()
-        .map(|(key, value)| (key.as_str(), *value))
-        .collect();
-
-    let run = run(&bodies, &Kv::with(&entries), |_| SendResult::Sent);
+    let run = run_all_formats(25, |_| SendResult::Sent);
 
     assert_eq!(run.jobs.len(), 125);
     assert!(run.send_batch_sizes.len() >= 2);
@@ -319,28 +334,24 @@ fn many_events_pack_into_bounded_unsplit_batches() {
 }
 
 #[test]
-fn send_failures_touch_only_their_messages() {
-    let bodies: Vec<String> = (0..25)
-        .map(|i| event(&format!("{:05}", 10_000 + i), 0))
-        .collect();
-    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    let entries: Vec<(String, &str)> = (0..25)
-        .map(|i| (format!("formats:{:05}", 10_000 + i), ALL_FORMATS))
-        .collect();
-    let entries: Vec<(&str, &str)> = entries
-        .iter()
-        .map(|(key, value)| (key.as_str(), *value))
-        .collect();
-    let kv = Kv::with(&entries);
-
-    let transient = run(&bodies, &kv, |index| match index {
+fn transient_send_failure_retries_its_messages() {
+    let run = run_all_formats(25, |index| match index {
         0 => SendResult::Failed {
             permanent: false,
             error: "Queue is overloaded".to_owned(),
         },
         _ => SendResult::Sent,
     });
-    let permanent = run(&bodies, &kv, |index| match index {
+
+    assert_first_batch_only(
+        &run,
+        |outcome| matches!(outcome, Outcome::Retry { delay_secs, reason } if *delay_secs >= 10 && reason.contains("Queue is overloaded")),
+    );
+}
+
+#[test]
+fn permanent_send_failure_dead_letters_its_messages() {
+    let run = run_all_formats(25, |index| match index {
         0 => SendResult::Failed {
             permanent: true,
             error: "batch exceeds 256000 bytes".to_owned(),
@@ -348,27 +359,10 @@ fn send_failures_touch_only_their_messages() {
         _ => SendResult::Sent,
     });
 
-    let in_first_batch = transient.send_batch_sizes[0].0 / 5;
-    for (index, outcome) in transient.settlement.outcomes.iter().enumerate() {
-        if index < in_first_batch {
-            assert!(
-                matches!(outcome, Outcome::Retry { delay_secs, reason } if *delay_secs >= 10 && reason.contains("Queue is overloaded")),
-                "{index}: {outcome:?}"
-            );
-        } else {
-            assert_eq!(*outcome, Outcome::Ack, "{index}");
-        }
-    }
-    for (index, outcome) in permanent.settlement.outcomes.iter().enumerate() {
-        if index < in_first_batch {
-            assert!(
-                matches!(outcome, Outcome::DeadLetter { code: DeadLetterCode::SendRejected, reason } if reason.contains("256000")),
-                "{index}: {outcome:?}"
-            );
-        } else {
-            assert_eq!(*outcome, Outcome::Ack, "{index}");
-        }
-    }
+    assert_first_batch_only(
+        &run,
+        |outcome| matches!(outcome, Outcome::DeadLetter { code: DeadLetterCode::SendRejected, reason } if reason.contains("256000")),
+    );
 }
 
 #[test]
