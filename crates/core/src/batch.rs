@@ -48,7 +48,7 @@ impl Hasher for Fnv1a {
 /// The result of reading one KV key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvRead<'v> {
-    /// The key holds this value.
+    /// The key exists with this value.
     Value(&'v str),
     /// The key does not exist.
     Missing,
@@ -72,7 +72,7 @@ pub enum SendResult {
 
 /// Jobs to send to `landscape-jobs` in one call.
 ///
-/// A send batch holds at most [`MAX_SEND_BATCH_MESSAGES`] jobs and at most
+/// A send batch contains at most [`MAX_SEND_BATCH_MESSAGES`] jobs and at most
 /// [`MAX_SEND_BATCH_BYTES`] bytes, counting each body plus
 /// [`SEND_METADATA_BYTES`]. One event's jobs are never split across two.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -121,7 +121,7 @@ impl<'a> Batch<'a> {
     /// Decodes and validates every message, and coalesces copies of the same event.
     ///
     /// Two messages are copies if they have the same location and a valid
-    /// `fetched_at` naming the same instant; the first is dispatched and every
+    /// `fetched_at` naming the same instant. The first is dispatched, and every
     /// copy shares its outcome. Messages that can never succeed are marked for
     /// the dead-letter queue here, before any KV read.
     pub fn decode(config: &'a Config, messages: &'a [Message<'a>]) -> Self {
@@ -274,7 +274,7 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// What happens to an event once its KV value is known.
+/// The fate of an event once its KV value is known.
 #[derive(Debug)]
 enum EventState {
     /// Its jobs are in this send batch.
@@ -356,7 +356,7 @@ impl Plan<'_> {
 
     /// Decides the outcome of every message from the results of the send batches.
     ///
-    /// `results` holds one entry per send batch, in order; a missing entry
+    /// `results` contains one entry per send batch, in order; a missing entry
     /// counts as a transient failure. A message is acked if its event's send
     /// batch was sent, retried if a KV read or the send failed transiently,
     /// and dead-lettered if it is invalid or the send failed permanently.

@@ -109,9 +109,9 @@ fn json_kind(value: &Value) -> &'static str {
 
 /// Resolves a `formats:` KV value into formats, default first, and the warning it raises.
 ///
-/// `value` is `None` when the key is missing. The rules are those the dispatcher applies:
-/// a missing key, an empty value or `[]` give the default only; an array gives its known
-/// names in order after the default, each once; any other value gives the default only.
+/// `value` is `None` when the key is missing. The dispatcher applies the same rules:
+/// a missing key, an empty value or `[]` give the default only. An array gives its known
+/// names in order after the default, each once. Any other value gives the default only.
 pub fn resolve_formats<'r>(
     registry: &'r Registry,
     key: &str,
@@ -198,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_non_string_items_are_skipped_with_one_warning() {
+    fn unknown_items_skipped_with_one_warning() {
         let (formats, warning) = names(Some(r#"["bw",5,null,"sepia"]"#));
 
         assert_eq!(formats, ["rgb_light", "bw"]);

@@ -53,7 +53,7 @@ pub(crate) fn is_location(id: &str) -> bool {
     }
 }
 
-/// Returns the KV key that holds the formats of a location, `formats:{location}`.
+/// Returns the KV key that stores the formats of a location, `formats:{location}`.
 pub fn kv_key(location: &str) -> String {
     const PREFIX: &str = "formats:";
 

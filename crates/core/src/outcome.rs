@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::message::Message;
 use crate::time::Timestamp;
 
-/// What a runtime must do with one consumed message.
+/// The action a runtime takes on one consumed message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Acknowledge it: its jobs were sent, or it was a copy of an event whose jobs were.
@@ -16,7 +16,7 @@ pub enum Outcome {
     Retry {
         /// Delay before the message becomes visible again, in seconds.
         delay_secs: u32,
-        /// What failed, for logs and for the dead letter once retries run out.
+        /// Failure that caused the retry, for logs and for the dead letter once retries run out.
         reason: String,
     },
     /// Move it to the dead-letter queue, because it can never succeed.

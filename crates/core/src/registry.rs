@@ -29,7 +29,7 @@ pub struct Format {
 
 /// An ordered set of formats whose first entry is the default.
 ///
-/// By default ([`Registry::builtin`]) it holds `rgb_light` (the default),
+/// By default ([`Registry::builtin`]) it contains `rgb_light` (the default),
 /// `rgb_dark`, `bw`, `eink` and `bwi`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registry {
@@ -44,7 +44,7 @@ pub enum RegistryError {
     Syntax(String),
     /// The array is empty, so there is no default format.
     Empty,
-    /// The array holds more than [`MAX_FORMATS`] entries.
+    /// The array has more than [`MAX_FORMATS`] entries.
     TooMany(usize),
     /// One entry is invalid.
     Entry {
@@ -52,7 +52,7 @@ pub enum RegistryError {
         index: usize,
         /// Name of the entry, as far as it could be read.
         name: String,
-        /// What is wrong with it.
+        /// Problem found in the entry.
         problem: String,
     },
 }
