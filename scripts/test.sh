@@ -7,8 +7,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-echo "test: Rust workspace"
-cargo test --workspace --locked
+echo "test: Rust workspace (the core and the native runner)"
+cargo test --locked
 
 echo "test: Worker in workerd"
 bash scripts/build-worker.sh
