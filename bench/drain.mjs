@@ -11,7 +11,7 @@
 // Usage: node bench/drain.mjs [--worker ours|same|seed] [--skip-native] [--skip-miniflare]
 import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -59,13 +59,19 @@ function expectedJobs(events, kvEntries) {
 }
 
 // Runs a command under GNU time and returns its wall seconds and peak RSS.
+// Its log lines go to bench/.out/drain/native.log.
 function timed(command, commandArgs) {
   const report = join(OUT_DIR, "drain", "time.txt");
-  execFileSync("/usr/bin/time", ["-f", "%e %M", "-o", report, command, ...commandArgs], {
-    cwd: REPO_DIR,
-    stdio: ["ignore", "ignore", "inherit"],
-    timeout: DRAIN_TIME_LIMIT_MS,
-  });
+  const log = openSync(join(OUT_DIR, "drain", "native.log"), "a");
+  try {
+    execFileSync("/usr/bin/time", ["-f", "%e %M", "-o", report, command, ...commandArgs], {
+      cwd: REPO_DIR,
+      stdio: ["ignore", "ignore", log],
+      timeout: DRAIN_TIME_LIMIT_MS,
+    });
+  } finally {
+    closeSync(log);
+  }
   const [wallSecs, maxRssKib] = readFileSync(report, "utf8").trim().split(/\s+/).map(Number);
   return { wall_secs: wallSecs, peak_rss_mib: maxRssKib / 1024 };
 }
@@ -89,8 +95,8 @@ function drainNative() {
   const dir = join(OUT_DIR, "drain");
   const db = join(dir, "native.db");
   mkdirSync(dir, { recursive: true });
-  for (const suffix of ["", "-wal", "-shm"]) {
-    rmSync(`${db}${suffix}`, { force: true });
+  for (const file of [db, `${db}-wal`, `${db}-shm`, join(dir, "native.log")]) {
+    rmSync(file, { force: true });
   }
 
   const kvPut = timed(binary, ["--db", db, "kv", "bulk", "put", KV_PATH]);
