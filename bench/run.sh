@@ -12,7 +12,7 @@
 #   all           batch, size, drain, core, then chart (by default)
 #
 # Needs the root node_modules (`npm ci` at the root) and, for the Rust Worker,
-# build/worker (`bash scripts/build-worker.sh`). Results go to bench/results.
+# build/ (`bash scripts/build-worker.sh`). Results go to bench/results.
 # Rust builds use CARGO_TARGET_DIR, by default /work/target-bench.
 set -euo pipefail
 

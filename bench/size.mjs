@@ -3,13 +3,22 @@
 //
 // The JavaScript peers are bundled with esbuild twice: plain, as `wrangler
 // deploy` bundles by default, and minified. The Rust Worker is the files in
-// build/worker: the JS shim (already bundled by worker-build) and the wasm.
+// build/: the JS modules (bundled by worker-build) and the wasm.
 // Usage: node bench/size.mjs
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { BENCH_DIR, OUR_WORKER_DIR, OUT_DIR, REPO_DIR, ourWorkerBuilt, printTable, saveResults } from "./lib/common.mjs";
+import {
+  BENCH_DIR,
+  OUR_WORKER_DIR,
+  OUT_DIR,
+  REPO_DIR,
+  ourWorkerBuilt,
+  ourWorkerFiles,
+  printTable,
+  saveResults,
+} from "./lib/common.mjs";
 
 function sizes(path) {
   const bytes = readFileSync(path);
@@ -34,10 +43,7 @@ function jsWorkerRows(name, label) {
 }
 
 function ourWorkerRow() {
-  const files = readdirSync(OUR_WORKER_DIR, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath ?? entry.path, entry.name));
-  const parts = files.map((file) => ({ file: file.slice(OUR_WORKER_DIR.length + 1), ...sizes(file) }));
+  const parts = ourWorkerFiles().map((file) => ({ file, ...sizes(join(OUR_WORKER_DIR, file)) }));
   return {
     worker: "ours (Rust, wasm)",
     build: "scripts/build-worker.sh",

@@ -13,7 +13,9 @@ export const RESULTS_DIR = join(BENCH_DIR, "results");
 export const DATA_DIR = resolve(process.env.LANDSCAPE_DATA_DIR ?? join(REPO_DIR, "..", "shared", "data"));
 export const EVENTS_PATH = join(DATA_DIR, "weather-ready-us.jsonl");
 export const KV_PATH = join(DATA_DIR, "formats-kv.json");
-export const OUR_WORKER_DIR = join(REPO_DIR, "build", "worker");
+// The Rust Worker's build output: worker/shim.mjs, index.js and index_bg.wasm.
+export const OUR_WORKER_DIR = resolve(process.env.LANDSCAPE_WORKER_BUILD ?? join(REPO_DIR, "build"));
+export const OUR_WORKER_ENTRY = "worker/shim.mjs";
 
 export const FIVE_FORMATS = JSON.stringify(["rgb_light", "bw", "bwi", "rgb_dark", "eink"]);
 
@@ -40,9 +42,14 @@ export function readWranglerConfig() {
   return { compatibilityDate: date?.[1] ?? "2025-11-01", vars };
 }
 
-/** Returns true if the Rust Worker has been built into build/worker. */
+/** Returns true if the Rust Worker has been built into build/. */
 export function ourWorkerBuilt() {
-  return existsSync(join(OUR_WORKER_DIR, "shim.mjs"));
+  return existsSync(join(OUR_WORKER_DIR, OUR_WORKER_ENTRY));
+}
+
+/** Lists the files of the Rust Worker that wrangler uploads: its JS and wasm modules. */
+export function ourWorkerFiles() {
+  return listFiles(OUR_WORKER_DIR).filter((file) => !file.startsWith(".") && /\.(m?js|wasm)$/.test(file));
 }
 
 function bundleJsWorker(name) {
@@ -65,9 +72,12 @@ function bundleJsWorker(name) {
 function copyOurWorker() {
   const dir = join(OUT_DIR, "workers", "ours");
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  cpSync(OUR_WORKER_DIR, dir, { recursive: true });
-  return { name: "ours", dir, entry: "shim.mjs", files: listFiles(OUR_WORKER_DIR) };
+  const files = ourWorkerFiles();
+  for (const file of files) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    cpSync(join(OUR_WORKER_DIR, file), join(dir, file));
+  }
+  return { name: "ours", dir, entry: OUR_WORKER_ENTRY, files };
 }
 
 function listFiles(dir) {
