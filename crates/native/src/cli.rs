@@ -1,0 +1,237 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The Weather Landscape job dispatcher on one machine, with an embedded SQLite store.
+///
+/// It consumes `weather-ready` events, reads each location's `formats:` entry from the
+/// store's KV namespace and sends one `landscape-jobs` message per format, as the
+/// Cloudflare Worker does, with the settings of the same `wrangler.toml`.
+///
+/// Exit codes: 0 on success, 1 on a runtime failure, 2 on a usage or configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "landscape-dispatcher", version, max_term_width = 100)]
+pub struct Cli {
+    /// SQLite store file, created on first use.
+    #[arg(
+        long,
+        global = true,
+        env = "LANDSCAPE_DISPATCHER_DB",
+        default_value = "landscape-dispatcher.db"
+    )]
+    pub db: PathBuf,
+
+    /// The wrangler.toml to read queue, KV and format settings from.
+    #[arg(
+        long,
+        global = true,
+        env = "LANDSCAPE_DISPATCHER_CONFIG",
+        default_value = "wrangler.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Log line format on standard error; RUST_LOG sets the filter (by default, info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enqueue one message per line of JSONL; blank lines are skipped.
+    ///
+    /// Each line is enqueued as given, so invalid bodies reach the dispatcher and are
+    /// dead-lettered there.
+    Send {
+        /// Queue to send to: one of the queues named in wrangler.toml.
+        queue: String,
+        /// JSONL file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+    /// Read and write the KV namespace.
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// Read and change the formats of one location, checked against the format registry.
+    #[command(subcommand)]
+    Formats(FormatsCommand),
+    /// Consume the weather-ready queue until SIGINT or SIGTERM, or until drained.
+    Run(RunArgs),
+    /// Inspect or empty a queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Inspect or replay the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Print the jobs that events would produce against the current KV, as JSONL; writes nothing.
+    Plan {
+        /// JSONL file of events; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+}
+
+/// KV subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Print the value of a key.
+    Get {
+        /// The key, such as `formats:78729`.
+        key: String,
+    },
+    /// Write a value, replacing any previous one.
+    Put {
+        /// The key.
+        key: String,
+        /// The value, stored as given.
+        value: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Print the keys, one per line, in byte order.
+    List {
+        /// Print only keys that start with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Write many entries at once.
+    #[command(subcommand)]
+    Bulk(KvBulkCommand),
+}
+
+/// Bulk KV subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KvBulkCommand {
+    /// Write the entries of a JSON file in the layout `wrangler kv bulk put` reads.
+    ///
+    /// The file is an array of objects with `key` and `value` strings, and optionally
+    /// `base64: true` for a base64 value; `expiration`, `expiration_ttl` and `metadata`
+    /// are accepted and ignored. All entries are written in one transaction.
+    Put {
+        /// The JSON file.
+        file: PathBuf,
+    },
+}
+
+/// Format subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FormatsCommand {
+    /// Print the formats a location resolves to, one per line, default first.
+    Get {
+        /// Location id: a 5-digit ZIP code, or 2 uppercase letters and 4 to 10 digits.
+        location: String,
+    },
+    /// Replace a location's formats; the default format is always kept first.
+    Set {
+        /// Location id.
+        location: String,
+        /// Format names from the registry.
+        #[arg(required = true)]
+        formats: Vec<String>,
+    },
+    /// Add formats to a location.
+    Add {
+        /// Location id.
+        location: String,
+        /// Format names from the registry.
+        #[arg(required = true)]
+        formats: Vec<String>,
+    },
+    /// Remove formats from a location; the default format cannot be removed.
+    Remove {
+        /// Location id.
+        location: String,
+        /// Format names from the registry.
+        #[arg(required = true)]
+        formats: Vec<String>,
+    },
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop once the queue is empty instead of waiting for more, and deliver partial
+    /// batches without waiting for max_batch_timeout.
+    #[arg(long)]
+    pub drain: bool,
+
+    /// Messages per batch, 1 to 100; replaces max_batch_size.
+    #[arg(long, value_name = "MESSAGES")]
+    pub max_batch_size: Option<u32>,
+
+    /// Seconds to wait for a full batch, 0 to 60; replaces max_batch_timeout.
+    #[arg(long, value_name = "SECS")]
+    pub max_batch_timeout: Option<u32>,
+
+    /// Retries before a message is dead-lettered, 0 to 100; replaces max_retries.
+    #[arg(long, value_name = "COUNT")]
+    pub max_retries: Option<u32>,
+
+    /// Base retry delay in seconds, 0 to 43200; replaces retry_delay and RETRY_BASE_DELAY_SECS.
+    #[arg(long, value_name = "SECS")]
+    pub retry_delay: Option<u32>,
+
+    /// Seconds a claimed batch stays hidden from other consumers; after that, the batch of
+    /// a consumer that died is delivered again.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub visibility_timeout: u64,
+
+    /// Stop after this many batches.
+    #[arg(long, value_name = "COUNT")]
+    pub max_batches: Option<u64>,
+}
+
+/// Queue subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Print message counts: ready, delayed by a retry, in flight, and total.
+    Stats {
+        /// Queue name; by default, every queue named in wrangler.toml.
+        queue: Option<String>,
+    },
+    /// Print the next messages in delivery order as JSONL, without claiming them.
+    Peek {
+        /// Queue name.
+        queue: String,
+        /// Maximum number of messages to print.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Delete every message of a queue; the job ledger is kept.
+    Purge {
+        /// Queue name.
+        queue: String,
+    },
+}
+
+/// Dead-letter subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print the dead-letter records as JSONL, oldest first.
+    List {
+        /// Maximum number of records to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Send the original bodies of dead-letter records back to the consumer queue.
+    Replay {
+        /// Replay only records with this code, such as `retries_exhausted`.
+        #[arg(long)]
+        code: Option<String>,
+    },
+}

@@ -1,0 +1,56 @@
+//! Output for people and for machines: progress bars on a terminal, JSONL otherwise.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Returns a progress bar towards `total`, drawn on standard error only if standard output
+/// is a terminal.
+pub fn bar(total: u64, label: &'static str) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    visible(
+        ProgressBar::new(total)
+            .with_style(style)
+            .with_message(label),
+    )
+}
+
+/// Returns a spinner with a running count, shown like [`bar`].
+pub fn counter(label: &'static str) -> ProgressBar {
+    let style = ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    visible(
+        ProgressBar::new_spinner()
+            .with_style(style)
+            .with_message(label),
+    )
+}
+
+fn visible(progress: ProgressBar) -> ProgressBar {
+    if io::stdout().is_terminal() {
+        progress.set_draw_target(ProgressDrawTarget::stderr());
+        progress.enable_steady_tick(Duration::from_millis(200));
+    } else {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    progress
+}
+
+/// Writes each item as one line of JSON to standard output.
+///
+/// # Errors
+///
+/// Fails if standard output is closed or an item cannot be encoded.
+pub fn print_jsonl<T: Serialize>(items: &[T]) -> anyhow::Result<()> {
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    for item in items {
+        serde_json::to_writer(&mut stdout, item)?;
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
