@@ -69,6 +69,13 @@ pub enum Command {
     #[command(subcommand)]
     Formats(FormatsCommand),
     /// Consume the weather-ready queue until SIGINT or SIGTERM, or until drained.
+    ///
+    /// On the first SIGINT or SIGTERM the batch in hand is committed and the run exits
+    /// with 0; a second signal exits at once. The summary goes to standard output.
+    ///
+    /// Test hook: with LANDSCAPE_DISPATCHER_FAIL_SENDS set to some text, every send to the
+    /// jobs queue fails as a transient error with that text, so messages are retried and
+    /// finally dead-lettered.
     Run(RunArgs),
     /// Inspect or empty a queue.
     #[command(subcommand)]

@@ -1,0 +1,393 @@
+//! End-to-end tests of the built binary on temporary directories with real SQLite files.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{
+    expected_jobs, job_ids, now_micros, path_str, read_events, read_kv, real_input, sample_input,
+    wait_for, Harness, ALL_FORMATS,
+};
+
+const FAIL_SENDS_VAR: &str = "LANDSCAPE_DISPATCHER_FAIL_SENDS";
+
+/// Reads a `key value` line of the run summary as a number.
+fn summary_value(summary: &str, key: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|line| line.strip_prefix(key).filter(|rest| rest.starts_with(' ')))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {key:?} in summary:\n{summary}"))
+}
+
+#[test]
+fn real_input_drains_to_expected_jobs() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = real_input();
+    let events = read_events(&events_path);
+    let expected = expected_jobs(&events, &read_kv(&kv_path));
+    harness.load(&events_path, &kv_path);
+
+    let summary = harness.ok(&["run", "--drain"]);
+
+    assert_eq!(summary_value(&summary, "messages"), events.len() as u64);
+    assert_eq!(summary_value(&summary, "jobs"), expected);
+    assert_eq!(summary_value(&summary, "dead-lettered"), 0);
+    assert_eq!(harness.count("weather-ready"), 0);
+    assert_eq!(harness.count("weather-ready-dlq"), 0);
+    assert_eq!(harness.count("landscape-jobs"), expected);
+    let ids = job_ids(&harness);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "a job_id appears twice"
+    );
+}
+
+#[test]
+fn crash_and_restart_sends_each_job_once() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = real_input();
+    let events = read_events(&events_path);
+    let expected = expected_jobs(&events, &read_kv(&kv_path));
+    harness.load(&events_path, &kv_path);
+    let run = ["run", "--drain", "--visibility-timeout", "1"];
+
+    // Kill the runner with SIGKILL once each fifth of the jobs has been committed.
+    let mut kills = 0;
+    for fifth in 1..5 {
+        let threshold = expected * fifth / 5;
+        let mut child = harness.spawn(&run);
+        let reached = wait_for(Duration::from_secs(120), || {
+            harness.count("landscape-jobs") >= threshold
+        });
+        child.kill().expect("SIGKILL the runner");
+        let status = child.wait().expect("wait for the runner");
+        assert!(reached, "the runner did not reach {threshold} jobs");
+        if !status.success() {
+            kills += 1;
+        }
+    }
+    harness.ok(&run);
+
+    assert!(
+        kills >= 3,
+        "only {kills} runs were killed before they finished"
+    );
+    assert_eq!(harness.count("weather-ready"), 0);
+    assert_eq!(harness.count("weather-ready-dlq"), 0);
+    let ids = job_ids(&harness);
+    assert_eq!(ids.len() as u64, expected);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "a job_id appears twice"
+    );
+    let zips_with_jobs: HashSet<&str> = ids.iter().filter_map(|id| id.split(':').next()).collect();
+    let lost = events
+        .iter()
+        .filter(|event| !zips_with_jobs.contains(event["zip_code"].as_str().unwrap_or_default()))
+        .count();
+    assert_eq!(lost, 0, "events without a job");
+}
+
+#[test]
+fn send_failures_retry_then_dead_letter() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = sample_input();
+    harness.ok(&["kv", "bulk", "put", path_str(&kv_path)]);
+    let event = std::fs::read_to_string(&events_path)
+        .expect("events")
+        .lines()
+        .next()
+        .expect("one event")
+        .to_owned();
+    send_lines(&harness, &[event.as_str()]);
+    let step = [
+        "run",
+        "--max-batches",
+        "1",
+        "--max-retries",
+        "2",
+        "--retry-delay",
+        "1",
+        "--max-batch-timeout",
+        "0",
+    ];
+    let fault = "queue unavailable";
+
+    // Delivery 1 fails: retried no sooner than the 1 s base delay.
+    let before_first = now_micros();
+    run_with_fault(&harness, &step, fault);
+    let first = peek_one(&harness, "weather-ready");
+    // Delivery 2 fails: not delivered before the first delay passed, retried after 2 s or more.
+    run_with_fault(&harness, &step, fault);
+    let after_second = now_micros();
+    let second = peek_one(&harness, "weather-ready");
+    // Delivery 3 fails: past max_retries, so dead-lettered with the last error.
+    run_with_fault(&harness, &step, fault);
+    let after_third = now_micros();
+    let records = dlq_records(&harness);
+
+    assert_eq!(first["attempts"], 1);
+    assert!(first["visible_at"].as_i64().expect("visible_at") >= before_first + 1_000_000);
+    assert!(first["last_error"]
+        .as_str()
+        .expect("last_error")
+        .contains(fault));
+    assert_eq!(second["attempts"], 2);
+    assert!(after_second >= first["visible_at"].as_i64().expect("visible_at"));
+    assert!(
+        second["visible_at"].as_i64().expect("visible_at")
+            >= first["visible_at"].as_i64().expect("visible_at") + 2_000_000
+    );
+    assert!(after_third >= second["visible_at"].as_i64().expect("visible_at"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["code"], "retries_exhausted");
+    assert_eq!(records[0]["attempts"], 3);
+    assert!(records[0]["reason"]
+        .as_str()
+        .expect("reason")
+        .contains(fault));
+    assert_eq!(records[0]["body"], event.as_str());
+    assert_eq!(harness.count("weather-ready"), 0);
+    assert_eq!(harness.count("landscape-jobs"), 0);
+
+    // Once the fault is gone, a replay brings the event back and it is dispatched.
+    harness.ok(&["dlq", "replay", "--code", "retries_exhausted"]);
+    let summary = harness.ok(&["run", "--drain"]);
+
+    assert_eq!(summary_value(&summary, "acked"), 1);
+    assert_eq!(harness.count("weather-ready-dlq"), 0);
+    assert!(harness.count("landscape-jobs") >= 1);
+}
+
+fn send_lines(harness: &Harness, lines: &[&str]) {
+    let path = harness
+        .dir
+        .path()
+        .join(format!("lines-{}.jsonl", now_micros()));
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write lines");
+    harness.ok(&["send", "weather-ready", path_str(&path)]);
+}
+
+fn run_with_fault(harness: &Harness, args: &[&str], fault: &str) {
+    let output = harness
+        .command(args)
+        .env(FAIL_SENDS_VAR, fault)
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn peek_one(harness: &Harness, queue: &str) -> serde_json::Value {
+    let output = harness.ok(&["queue", "peek", queue]);
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one message on {queue}: {output}");
+    serde_json::from_str(lines[0]).expect("peek JSON")
+}
+
+fn dlq_records(harness: &Harness) -> Vec<serde_json::Value> {
+    harness
+        .ok(&["dlq", "list"])
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("record JSON"))
+        .collect()
+}
+
+#[test]
+fn five_formats_make_12500_jobs() {
+    let harness = Harness::new();
+    let (events_path, _) = sample_input();
+    let events: Vec<String> = std::fs::read_to_string(&events_path)
+        .expect("events")
+        .lines()
+        .take(2_500)
+        .map(str::to_owned)
+        .collect();
+    let kv: Vec<serde_json::Value> = events
+        .iter()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("event");
+            let key = format!("formats:{}", event["zip_code"].as_str().expect("zip_code"));
+            serde_json::json!({ "key": key, "value": serde_json::to_string(&ALL_FORMATS).expect("names") })
+        })
+        .collect();
+    let kv_path = harness.dir.path().join("kv.json");
+    std::fs::write(&kv_path, serde_json::to_string(&kv).expect("KV JSON")).expect("write KV");
+    harness.ok(&["kv", "bulk", "put", path_str(&kv_path)]);
+    send_lines(
+        &harness,
+        &events.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+
+    let summary = harness.ok(&["run", "--drain"]);
+
+    assert_eq!(summary_value(&summary, "messages"), 2_500);
+    assert_eq!(summary_value(&summary, "jobs"), 12_500);
+    assert_eq!(harness.count("landscape-jobs"), 12_500);
+    assert_eq!(harness.count("weather-ready"), 0);
+}
+
+#[test]
+fn invalid_bodies_are_dead_lettered() {
+    let harness = Harness::new();
+    let lines = [
+        "not json",
+        r#"{"zip_code": "ABC", "lat": 1.0, "lon": 2.0}"#,
+        r#"{"zip_code": "78729", "lat": 95.0, "lon": 2.0}"#,
+        r#"{"zip_code": "78729", "lat": 30.4515, "lon": -97.7676, "fetched_at": "2025-11-20T12:00:00Z"}"#,
+    ];
+    send_lines(&harness, &lines);
+
+    let summary = harness.ok(&["run", "--drain"]);
+    let codes: Vec<String> = dlq_records(&harness)
+        .iter()
+        .map(|record| record["code"].as_str().expect("code").to_owned())
+        .collect();
+
+    assert_eq!(summary_value(&summary, "acked"), 1);
+    assert_eq!(summary_value(&summary, "dead-lettered"), 3);
+    assert_eq!(
+        codes,
+        ["invalid_body", "invalid_location", "invalid_coordinates"]
+    );
+    assert_eq!(harness.count("landscape-jobs"), 1);
+}
+
+#[test]
+fn sigterm_finishes_the_batch_in_hand() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = real_input();
+    harness.load(&events_path, &kv_path);
+    let mut child = harness.spawn(&["run", "--visibility-timeout", "600"]);
+
+    let started = wait_for(Duration::from_secs(60), || {
+        harness.count("landscape-jobs") > 0
+    });
+    let signal = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    let status = child.wait().expect("wait for the runner");
+    let in_flight: u64 = harness
+        .open()
+        .query_row(
+            "SELECT count(*) FROM messages WHERE queue = 'weather-ready' AND lease_expires_at > ?1",
+            [now_micros()],
+            |row| row.get(0),
+        )
+        .expect("count leases");
+
+    assert!(started, "the runner sent no job");
+    assert!(signal.success());
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(in_flight, 0, "a batch was left leased");
+}
+
+#[test]
+fn plan_prints_jobs_and_writes_nothing() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = sample_input();
+    harness.ok(&["kv", "bulk", "put", path_str(&kv_path)]);
+    let events = read_events(&events_path);
+    let expected = expected_jobs(&events, &read_kv(&kv_path));
+    let modified = std::fs::metadata(&harness.db)
+        .and_then(|meta| meta.modified())
+        .expect("store metadata");
+
+    let output = harness.ok(&["plan", path_str(&events_path)]);
+
+    assert_eq!(output.lines().count() as u64, expected);
+    assert_eq!(harness.count("weather-ready"), 0);
+    assert_eq!(harness.count("landscape-jobs"), 0);
+    assert_eq!(
+        std::fs::metadata(&harness.db)
+            .and_then(|meta| meta.modified())
+            .expect("store metadata"),
+        modified
+    );
+}
+
+#[test]
+fn formats_commands_check_the_registry() {
+    let harness = Harness::new();
+
+    let set = harness.ok(&["formats", "set", "78729", "bw", "eink"]);
+    let added = harness.ok(&["formats", "add", "78729", "bwi"]);
+    let removed = harness.ok(&["formats", "remove", "78729", "bw"]);
+    let unknown = harness.run(&["formats", "add", "78729", "sepia"]);
+    let default = harness.run(&["formats", "remove", "78729", "rgb_light"]);
+    let invalid_location = harness.run(&["formats", "set", "7872", "bw"]);
+    let stored = harness.ok(&["kv", "get", "formats:78729"]);
+
+    assert_eq!(set, "rgb_light\nbw\neink\n");
+    assert_eq!(added, "rgb_light\nbw\neink\nbwi\n");
+    assert_eq!(removed, "rgb_light\neink\nbwi\n");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("sepia"));
+    assert_eq!(default.status.code(), Some(2));
+    assert_eq!(invalid_location.status.code(), Some(2));
+    assert_eq!(stored.trim(), r#"["rgb_light", "eink", "bwi"]"#);
+}
+
+#[test]
+fn usage_and_runtime_errors_exit_codes() {
+    let harness = Harness::new();
+    let mut misconfigured = Harness::new();
+    let text = std::fs::read_to_string(&harness.config)
+        .expect("wrangler.toml")
+        .replacen("max_batch_size = 10", "max_batch_size = 500", 1);
+    misconfigured.config = misconfigured.dir.path().join("wrangler.toml");
+    std::fs::write(&misconfigured.config, text).expect("write config");
+
+    let unknown_queue = harness.run(&["send", "no-such-queue", "-"]);
+    let missing_key = harness.run(&["kv", "get", "formats:00000"]);
+    let bad_flag = harness.run(&["run", "--no-such-flag"]);
+    let invalid_setting = misconfigured.run(&["queue", "stats"]);
+
+    assert_eq!(unknown_queue.status.code(), Some(2));
+    assert_eq!(missing_key.status.code(), Some(1));
+    assert_eq!(bad_flag.status.code(), Some(2));
+    assert_eq!(invalid_setting.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&invalid_setting.stderr);
+    assert!(
+        message.contains("wrangler.toml: queues.consumers[0].max_batch_size"),
+        "{message}"
+    );
+    assert!(
+        message.contains("expected an integer from 1 to 100"),
+        "{message}"
+    );
+}
+
+#[test]
+fn kv_commands_round_trip() {
+    let harness = Harness::new();
+    let bulk = harness.dir.path().join("bulk.json");
+    std::fs::write(
+        &bulk,
+        r#"[{"key": "formats:10001", "value": "[\"rgb_light\", \"bw\"]"},
+            {"key": "formats:10002", "value": "WyJyZ2JfbGlnaHQiXQ==", "base64": true, "expiration_ttl": 60},
+            {"key": "other", "value": "x"}]"#,
+    )
+    .expect("write bulk file");
+
+    harness.ok(&["kv", "bulk", "put", path_str(&bulk)]);
+    harness.ok(&["kv", "put", "formats:10003", "[]"]);
+    harness.ok(&["kv", "delete", "other"]);
+    let listed = harness.ok(&["kv", "list", "--prefix", "formats:"]);
+    let decoded = harness.ok(&["kv", "get", "formats:10002"]);
+    let bad_bulk = harness.run(&["kv", "bulk", "put", path_str(&harness.config)]);
+
+    assert_eq!(listed, "formats:10001\nformats:10002\nformats:10003\n");
+    assert_eq!(decoded, "[\"rgb_light\"]\n");
+    assert_eq!(bad_bulk.status.code(), Some(2));
+}
