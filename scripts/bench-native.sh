@@ -1,35 +1,35 @@
 #!/usr/bin/env bash
-# Measures the native runner: wall time and peak RSS of `run --drain` on the real input.
+# Measures the native runner: wall time and peak RSS of `run --drain` on real events.
 #
-# Usage: scripts/bench-native.sh [EVENTS_FILE] [KV_FILE] [-- RUN_FLAGS...]
-#   EVENTS_FILE  JSONL events to drain (by default, ../shared/data/weather-ready-us.jsonl,
-#                falling back to the shipped sample in data/)
-#   KV_FILE      `formats:` entries in the `wrangler kv bulk put` layout (default beside it)
-#   RUN_FLAGS    extra flags for `run --drain`, such as `--max-batch-size 100`
-# Environment: BENCH_REPEAT (default 1) repeats `send` before draining, so one file can
-# make a larger queue; BENCH_BIN skips the build and uses that binary.
+# Usage: scripts/bench-native.sh [--events N] [-- RUN_FLAGS...]
+#   --events N  drain N events instead of the input file as it is: the input is repeated,
+#               with `fetched_at` moved one year later in each repetition, so all N events
+#               (and their job ids) are distinct
+#   RUN_FLAGS   extra flags for `run --drain`, such as `--max-batch-size 100`
+# Input: ../shared/data/weather-ready-us.jsonl and formats-kv.json beside the repository
+# if present, otherwise the shipped sample in data/.
+# Environment: BENCH_BIN skips the build and uses that binary.
 #
 # It builds the release binary, loads the KV entries and the events into a fresh store in
 # a temporary directory, and drains it under /usr/bin/time -v. Only the drain is timed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-events="${1:-}"
-kv="${2:-}"
-shift $(( $# > 2 ? 2 : $# ))
+count=""
+if [[ "${1:-}" == "--events" ]]; then
+    count="$2"
+    shift 2
+fi
 [[ "${1:-}" == "--" ]] && shift
 run_flags=("$@")
 
-if [[ -z "$events" ]]; then
-    if [[ -f "$root/../shared/data/weather-ready-us.jsonl" ]]; then
-        events="$root/../shared/data/weather-ready-us.jsonl"
-        kv="${kv:-$root/../shared/data/formats-kv.json}"
-    else
-        events="$root/data/weather-ready-sample.jsonl"
-        kv="${kv:-$root/data/formats-kv.json}"
-    fi
+if [[ -f "$root/../shared/data/weather-ready-us.jsonl" ]]; then
+    events="$root/../shared/data/weather-ready-us.jsonl"
+    kv="$root/../shared/data/formats-kv.json"
+else
+    events="$root/data/weather-ready-sample.jsonl"
+    kv="$root/data/formats-kv.json"
 fi
-kv="${kv:-$(dirname "$events")/formats-kv.json}"
 
 if [[ -n "${BENCH_BIN:-}" ]]; then
     bin="$BENCH_BIN"
@@ -43,15 +43,23 @@ trap 'rm -rf "$work"' EXIT
 db="$work/bench.db"
 cd "$root"
 
+if [[ -n "$count" ]]; then
+    lines="$(wc -l < "$events")"
+    repeats=$(( (count + lines - 1) / lines ))
+    for (( r = 0; r < repeats; r++ )); do
+        sed "s/\"fetched_at\": \"2025-/\"fetched_at\": \"$(( 2025 + r ))-/" "$events"
+    done | head -n "$count" > "$work/events.jsonl"
+    events="$work/events.jsonl"
+fi
+
 "$bin" --db "$db" kv bulk put "$kv" >/dev/null
-for _ in $(seq "${BENCH_REPEAT:-1}"); do
-    "$bin" --db "$db" send weather-ready "$events" >/dev/null
-done
+"$bin" --db "$db" send weather-ready "$events" >/dev/null
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/^Mem:/ {print $2}') GiB"
 echo "binary:  $bin"
-echo "events:  $events x ${BENCH_REPEAT:-1}"
+echo "events:  $(wc -l < "$events") from $events"
 echo "command: landscape-dispatcher run --drain ${run_flags[*]}"
 /usr/bin/time -v "$bin" --db "$db" run --drain "${run_flags[@]}" 2>"$work/time.txt"
-grep -E "Elapsed \(wall clock\)|Maximum resident set size|Percent of CPU" "$work/time.txt"
+grep -E "User time|System time|Elapsed \(wall clock\)|Maximum resident set size|Percent of CPU" "$work/time.txt"
 "$bin" --db "$db" queue stats
+ls -l "$db"* | awk '{print "store:   " $5 " bytes " $9}'

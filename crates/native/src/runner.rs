@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use landscape_core::{
-    dead_letter_record, Batch, DeadLetterCode, KvRead, Message, Outcome, Plan, SendBatch,
-    SendResult, Settlement, Timestamp,
+    dead_letter_record, Batch, DeadLetterCode, KvRead, Message, Outcome, Plan, SendResult,
+    Settlement, Timestamp,
 };
 
 use crate::clock::now_micros;
@@ -396,6 +396,11 @@ struct SendOutcome {
     duplicate_jobs: u64,
 }
 
+/// Sends every send batch of `plan` inside `commit`.
+///
+/// A store error aborts the whole transaction instead of failing one send batch, because
+/// it can leave a ledger row without its job; the claimed messages are then delivered
+/// again. Only the test hook produces failed sends.
 fn send_all(
     commit: &mut BatchCommit<'_>,
     plan: &Plan<'_>,
@@ -410,41 +415,25 @@ fn send_all(
     };
 
     for send_batch in plan.send_batches() {
-        let result = send_one(commit, send_batch, jobs_queue, options, now);
-        match result {
-            Ok(new_jobs) => {
-                outcome.new_jobs += new_jobs as u64;
-                outcome.duplicate_jobs += (send_batch.jobs.len() - new_jobs) as u64;
-                outcome.results.push(SendResult::Sent);
-            }
-            Err(error) => outcome.results.push(SendResult::Failed {
+        if let Some(text) = &options.fail_sends {
+            let error = format!("injected send failure ({FAIL_SENDS_VAR}): {text}");
+            outcome.results.push(SendResult::Failed {
                 permanent: false,
                 error,
-            }),
+            });
+            continue;
         }
+
+        let jobs = send_batch
+            .jobs
+            .iter()
+            .map(|job| (job.job_id.as_str(), job.body.as_str()));
+        let new_jobs = commit.send_jobs(jobs_queue, jobs, now.unix_micros())?;
+        outcome.new_jobs += new_jobs as u64;
+        outcome.duplicate_jobs += (send_batch.jobs.len() - new_jobs) as u64;
+        outcome.results.push(SendResult::Sent);
     }
     Ok(outcome)
-}
-
-/// Sends one send batch: the jobs whose ids the ledger does not hold yet join the jobs queue.
-fn send_one(
-    commit: &mut BatchCommit<'_>,
-    send_batch: &SendBatch,
-    jobs_queue: &str,
-    options: &RunOptions,
-    now: Timestamp,
-) -> Result<usize, String> {
-    if let Some(text) = &options.fail_sends {
-        return Err(format!("injected send failure ({FAIL_SENDS_VAR}): {text}"));
-    }
-
-    let jobs = send_batch
-        .jobs
-        .iter()
-        .map(|job| (job.job_id.as_str(), job.body.as_str()));
-    commit
-        .send_jobs(jobs_queue, jobs, now.unix_micros())
-        .map_err(|error| format!("failed to enqueue jobs: {error}"))
 }
 
 /// Applies each message's outcome: ack deletes it, retry delays it, dead letter moves it.

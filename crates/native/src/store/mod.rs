@@ -19,6 +19,9 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
 /// WAL pages written between automatic checkpoints.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
 
+/// Page cache size in KiB, enough for the hot pages of the queues and the ledger.
+const CACHE_KIB: i64 = 8_192;
+
 /// Prepared statements kept per connection; more than the store uses, so none is parsed twice.
 const STATEMENT_CACHE_CAPACITY: usize = 32;
 
@@ -78,6 +81,10 @@ impl Store {
         // Each checkpoint costs two fsyncs; checkpointing every 16,384 pages (64 MiB of WAL
         // at 4 KiB pages) instead of SQLite's 1,000 keeps them rare during a drain.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+            .map_err(open_error)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)
+            .map_err(open_error)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_error)?;
 
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);

@@ -324,22 +324,17 @@ impl BatchCommit<'_> {
     /// Enqueues the jobs whose ids the ledger does not hold yet, records their ids, and
     /// returns how many were new.
     ///
-    /// The jobs of one call are all-or-nothing within the batch: on error they are rolled
-    /// back and the rest of the batch stays as it was.
-    ///
     /// # Errors
     ///
-    /// Fails if a write fails.
+    /// Fails if a write fails. The transaction may then hold part of the jobs, so the
+    /// caller must drop it instead of committing.
     pub fn send_jobs<'j>(
         &mut self,
         queue: &str,
         jobs: impl IntoIterator<Item = (&'j str, &'j str)>,
         now: i64,
     ) -> Result<usize, StoreError> {
-        let savepoint = self.tx.savepoint()?;
-        let sent = insert_new_jobs(&savepoint, queue, jobs, now)?;
-        savepoint.commit()?;
-        Ok(sent)
+        insert_new_jobs(&self.tx, queue, jobs, now)
     }
 
     /// Deletes an acknowledged message.
