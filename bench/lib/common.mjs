@@ -1,5 +1,6 @@
 // Shared pieces of the side-by-side benchmarks: paths, input data, the
 // Workers under test, Miniflare options, statistics and result files.
+import { Log, LogLevel } from "miniflare";
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -135,15 +136,21 @@ export function workerOptions(worker, { scriptName = worker.entry, consumer = nu
   return options;
 }
 
-/** Collects workerd's output so that per-batch log lines do not flood the table. */
-export function quietRuntime(sink) {
+/**
+ * Options every Miniflare instance of the bench shares. `cf: false` keeps
+ * Miniflare from downloading a `Request.cf` object from the internet at start.
+ * workerd's output is collected in `sink` so that log lines do not flood the tables.
+ */
+export function sharedMiniflareOptions(sink) {
+  return { cf: false, log: new Log(LogLevel.WARN), handleRuntimeStdio: quietRuntime(sink) };
+}
+
+function quietRuntime(sink) {
   return (stdout, stderr) => {
     for (const stream of [stdout, stderr]) {
       stream.on("data", (chunk) => {
         sink.bytes += chunk.length;
-        if (sink.tail.length < 4000) {
-          sink.tail += chunk.toString();
-        }
+        sink.tail = (sink.tail + chunk.toString()).slice(-4000);
       });
     }
   };
