@@ -45,10 +45,10 @@ cd "$root"
 
 if [[ -n "$count" ]]; then
     lines="$(wc -l < "$events")"
-    repeats=$(( (count + lines - 1) / lines ))
-    for (( r = 0; r < repeats; r++ )); do
-        sed "s/\"fetched_at\": \"2025-/\"fetched_at\": \"$(( 2025 + r ))-/" "$events"
-    done | head -n "$count" > "$work/events.jsonl"
+    for (( r = 0, left = count; left > 0; r++, left -= lines )); do
+        take=$(( left < lines ? left : lines ))
+        sed -n "1,${take}{s/\"fetched_at\": \"2025-/\"fetched_at\": \"$(( 2025 + r ))-/;p}" "$events"
+    done > "$work/events.jsonl"
     events="$work/events.jsonl"
 fi
 

@@ -172,8 +172,9 @@ pub enum FormatsCommand {
 /// Options of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Stop once the queue is empty instead of waiting for more, and deliver partial
-    /// batches without waiting for max_batch_timeout.
+    /// Stop once the queue holds no message, delayed retries and leased batches included,
+    /// instead of waiting for more; partial batches are delivered without waiting for
+    /// max_batch_timeout.
     #[arg(long)]
     pub drain: bool,
 

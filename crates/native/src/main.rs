@@ -112,6 +112,14 @@ fn run(db: &Path, config: &Path, args: &RunArgs) -> Result<()> {
         drain = args.drain,
         "runner started"
     );
+    if settings.core.retry.base_delay_secs != consumer.retry_delay_secs {
+        tracing::warn!(
+            retry_delay = consumer.retry_delay_secs,
+            RETRY_BASE_DELAY_SECS = settings.core.retry.base_delay_secs,
+            "retries start after RETRY_BASE_DELAY_SECS, which differs from the consumer's retry_delay; set both to the same value in {}",
+            settings.path.display()
+        );
+    }
     if options.fail_sends.is_some() {
         tracing::warn!("{FAIL_SENDS_VAR} is set: every send fails (test hook)");
     }

@@ -133,18 +133,18 @@ fn send_failures_retry_then_dead_letter() {
     let records = dlq_records(&harness);
 
     assert_eq!(first["attempts"], 1);
-    assert!(first["visible_at"].as_i64().expect("visible_at") >= before_first + 1_000_000);
+    assert!(first["visible_at_micros"].as_i64().expect("visible_at") >= before_first + 1_000_000);
     assert!(first["last_error"]
         .as_str()
         .expect("last_error")
         .contains(fault));
     assert_eq!(second["attempts"], 2);
-    assert!(after_second >= first["visible_at"].as_i64().expect("visible_at"));
+    assert!(after_second >= first["visible_at_micros"].as_i64().expect("visible_at"));
     assert!(
-        second["visible_at"].as_i64().expect("visible_at")
-            >= first["visible_at"].as_i64().expect("visible_at") + 2_000_000
+        second["visible_at_micros"].as_i64().expect("visible_at")
+            >= first["visible_at_micros"].as_i64().expect("visible_at") + 2_000_000
     );
-    assert!(after_third >= second["visible_at"].as_i64().expect("visible_at"));
+    assert!(after_third >= second["visible_at_micros"].as_i64().expect("visible_at"));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["code"], "retries_exhausted");
     assert_eq!(records[0]["attempts"], 3);
@@ -188,10 +188,7 @@ fn run_with_fault(harness: &Harness, args: &[&str], fault: &str) {
 }
 
 fn peek_one(harness: &Harness, queue: &str) -> serde_json::Value {
-    let output = harness.ok(&["queue", "peek", queue]);
-    let lines: Vec<&str> = output.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one message on {queue}: {output}");
-    serde_json::from_str(lines[0]).expect("peek JSON")
+    peek_one_of(harness, queue, 1)
 }
 
 fn dlq_records(harness: &Harness) -> Vec<serde_json::Value> {
@@ -390,4 +387,68 @@ fn kv_commands_round_trip() {
     assert_eq!(listed, "formats:10001\nformats:10002\nformats:10003\n");
     assert_eq!(decoded, "[\"rgb_light\"]\n");
     assert_eq!(bad_bulk.status.code(), Some(2));
+}
+
+#[test]
+fn two_runners_share_one_store() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = real_input();
+    let events = read_events(&events_path);
+    let expected = expected_jobs(&events, &read_kv(&kv_path));
+    harness.load(&events_path, &kv_path);
+
+    let runners: Vec<_> = (0..2).map(|_| harness.spawn(&["run", "--drain"])).collect();
+    let statuses: Vec<_> = runners
+        .into_iter()
+        .map(|mut runner| runner.wait().expect("wait for a runner"))
+        .collect();
+
+    assert!(
+        statuses.iter().all(|status| status.success()),
+        "{statuses:?}"
+    );
+    assert_eq!(harness.count("weather-ready"), 0);
+    let ids = job_ids(&harness);
+    assert_eq!(ids.len() as u64, expected);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "a job_id appears twice"
+    );
+}
+
+#[test]
+fn partial_batch_waits_for_batch_timeout() {
+    let harness = Harness::new();
+    let (events_path, _) = sample_input();
+    let text = std::fs::read_to_string(&events_path).expect("events");
+    let lines: Vec<&str> = text.lines().take(3).collect();
+    send_lines(&harness, &lines);
+    let enqueued_at = peek_one_of(&harness, "weather-ready", 3)["enqueued_at_micros"]
+        .as_i64()
+        .expect("enqueued_at");
+
+    let summary = harness.ok(&["run", "--max-batches", "1", "--max-batch-timeout", "1"]);
+    let first_job_at: i64 = harness
+        .open()
+        .query_row(
+            "SELECT min(enqueued_at) FROM messages WHERE queue = 'landscape-jobs'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("first job time");
+
+    assert_eq!(summary_value(&summary, "messages"), 3);
+    assert!(
+        first_job_at >= enqueued_at + 1_000_000,
+        "the partial batch came before max_batch_timeout"
+    );
+}
+
+/// Returns the first of `expected` messages on `queue`, checking the count.
+fn peek_one_of(harness: &Harness, queue: &str, expected: usize) -> serde_json::Value {
+    let output = harness.ok(&["queue", "peek", queue]);
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), expected, "messages on {queue}: {output}");
+    serde_json::from_str(lines[0]).expect("peek JSON")
 }

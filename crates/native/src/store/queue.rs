@@ -35,9 +35,9 @@ pub struct StoredMessage {
     /// Deliveries so far.
     pub attempts: u32,
     /// Enqueue time in Unix microseconds.
-    pub enqueued_at: i64,
+    pub enqueued_at_micros: i64,
     /// Time the message becomes ready, in Unix microseconds.
-    pub visible_at: i64,
+    pub visible_at_micros: i64,
     /// Reason of the last retry, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -239,8 +239,8 @@ impl Store {
                 Ok(StoredMessage {
                     id: seq.to_string(),
                     attempts: row.get(1)?,
-                    enqueued_at: row.get(2)?,
-                    visible_at: row.get(3)?,
+                    enqueued_at_micros: row.get(2)?,
+                    visible_at_micros: row.get(3)?,
                     last_error: row.get(4)?,
                     body: MessageBody::new(row.get(5)?),
                 })
@@ -557,4 +557,133 @@ fn insert_new_jobs<'j>(
 /// Converts a row limit for SQLite, where a negative LIMIT means none.
 fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(-1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1_000_000;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("store.db")).expect("open");
+        (dir, store)
+    }
+
+    fn bodies(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|text| (*text).to_owned()).collect()
+    }
+
+    #[test]
+    fn claim_hides_until_lease_expires() {
+        let (_dir, mut store) = temp_store();
+        store
+            .enqueue("q", &bodies(&["a", "b", "c"]), 0)
+            .expect("enqueue");
+
+        let first = store.claim("q", 2, SECOND, 10 * SECOND).expect("claim");
+        let during_lease = store
+            .claim("q", 10, 2 * SECOND, 30 * SECOND)
+            .expect("claim");
+        let after_lease = store
+            .claim("q", 10, 13 * SECOND, 20 * SECOND)
+            .expect("claim");
+
+        let first_bodies: Vec<&str> = first.iter().map(|message| message.body.as_str()).collect();
+        assert_eq!(first_bodies, ["a", "b"]);
+        assert!(first.iter().all(|message| message.attempts == 1));
+        assert_eq!(during_lease.len(), 1);
+        assert_eq!(during_lease[0].body, "c");
+        let redelivered: Vec<(&str, u32)> = after_lease
+            .iter()
+            .map(|message| (message.body.as_str(), message.attempts))
+            .collect();
+        assert_eq!(redelivered, [("a", 2), ("b", 2)]);
+    }
+
+    #[test]
+    fn retry_hides_until_delay_passes() {
+        let (_dir, mut store) = temp_store();
+        store.enqueue("q", &bodies(&["a"]), 0).expect("enqueue");
+        let claimed = store.claim("q", 1, 0, 30 * SECOND).expect("claim");
+
+        let mut commit = store.begin_batch().expect("begin");
+        commit
+            .retry(claimed[0].seq, 1, 5 * SECOND, "timed out")
+            .expect("retry");
+        commit.commit().expect("commit");
+
+        assert_eq!(store.ready_count("q", 4 * SECOND, 10).expect("count"), 0);
+        assert_eq!(store.stats("q", 4 * SECOND).expect("stats").delayed, 1);
+        assert_eq!(store.ready_count("q", 5 * SECOND, 10).expect("count"), 1);
+        let peeked = store.peek("q", 10).expect("peek");
+        assert_eq!(peeked[0].last_error.as_deref(), Some("timed out"));
+    }
+
+    #[test]
+    fn ledger_skips_known_jobs_after_purge() {
+        let (_dir, mut store) = temp_store();
+
+        let mut commit = store.begin_batch().expect("begin");
+        let first = commit
+            .send_jobs("jobs", [("j1", "{}"), ("j2", "{}")], 0)
+            .expect("send");
+        commit.commit().expect("commit");
+        store.purge("jobs").expect("purge");
+        let mut commit = store.begin_batch().expect("begin");
+        let second = commit
+            .send_jobs("jobs", [("j2", "{}"), ("j3", "{}")], 0)
+            .expect("send");
+        commit.commit().expect("commit");
+
+        assert_eq!(first, 2);
+        assert_eq!(second, 1);
+        assert_eq!(store.stats("jobs", 0).expect("stats").total, 1);
+        assert_eq!(store.ledger_len().expect("ledger"), 3);
+    }
+
+    #[test]
+    fn rollback_keeps_messages_and_ledger() {
+        let (_dir, mut store) = temp_store();
+        store.enqueue("q", &bodies(&["a"]), 0).expect("enqueue");
+
+        let mut commit = store.begin_batch().expect("begin");
+        let taken = commit.take("q", 10, 0).expect("take");
+        commit.send_jobs("jobs", [("j1", "{}")], 0).expect("send");
+        commit.ack(taken[0].seq).expect("ack");
+        drop(commit);
+
+        assert_eq!(store.stats("q", 0).expect("stats").ready, 1);
+        assert_eq!(store.ledger_len().expect("ledger"), 0);
+        assert_eq!(
+            store.claim("q", 10, 0, SECOND).expect("claim")[0].attempts,
+            1
+        );
+    }
+
+    #[test]
+    fn replay_filters_by_code() {
+        let (_dir, mut store) = temp_store();
+        let records = [
+            r#"{"code":"invalid_body","body":"x"}"#,
+            r#"{"code":"retries_exhausted","body":"y"}"#,
+            "not a record",
+        ];
+        store.enqueue("dlq", &bodies(&records), 0).expect("enqueue");
+
+        let count = store
+            .replay_dead_letters("dlq", "q", Some("retries_exhausted"), 0)
+            .expect("replay");
+
+        assert_eq!(
+            count,
+            ReplayCount {
+                replayed: 1,
+                unreadable: 1
+            }
+        );
+        assert_eq!(store.peek("q", 10).expect("peek").len(), 1);
+        assert_eq!(store.stats("dlq", 0).expect("stats").total, 2);
+    }
 }
