@@ -23,13 +23,24 @@ fn summary_value(summary: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key:?} in summary:\n{summary}"))
 }
 
-#[test]
-fn real_input_drains_to_expected_jobs() {
+/// Returns a store loaded with the real input, its events, and the jobs they should produce.
+fn loaded_real_input() -> (Harness, Vec<serde_json::Value>, u64) {
     let harness = Harness::new();
     let (events_path, kv_path) = real_input();
     let events = read_events(&events_path);
     let expected = expected_jobs(&events, &read_kv(&kv_path));
     harness.load(&events_path, &kv_path);
+    (harness, events, expected)
+}
+
+fn assert_unique(job_ids: &[String]) {
+    let distinct: HashSet<&String> = job_ids.iter().collect();
+    assert_eq!(distinct.len(), job_ids.len(), "a job_id appears twice");
+}
+
+#[test]
+fn real_input_drains_to_expected_jobs() {
+    let (harness, events, expected) = loaded_real_input();
 
     let summary = harness.ok(&["run", "--drain"]);
 
@@ -40,20 +51,12 @@ fn real_input_drains_to_expected_jobs() {
     assert_eq!(harness.count("weather-ready-dlq"), 0);
     assert_eq!(harness.count("landscape-jobs"), expected);
     let ids = job_ids(&harness);
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        ids.len(),
-        "a job_id appears twice"
-    );
+    assert_unique(&ids);
 }
 
 #[test]
 fn crash_and_restart_sends_each_job_once() {
-    let harness = Harness::new();
-    let (events_path, kv_path) = real_input();
-    let events = read_events(&events_path);
-    let expected = expected_jobs(&events, &read_kv(&kv_path));
-    harness.load(&events_path, &kv_path);
+    let (harness, events, expected) = loaded_real_input();
     let run = ["run", "--drain", "--visibility-timeout", "1"];
 
     // Kill the runner with SIGKILL once each fifth of the jobs has been committed.
@@ -81,11 +84,7 @@ fn crash_and_restart_sends_each_job_once() {
     assert_eq!(harness.count("weather-ready-dlq"), 0);
     let ids = job_ids(&harness);
     assert_eq!(ids.len() as u64, expected);
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        ids.len(),
-        "a job_id appears twice"
-    );
+    assert_unique(&ids);
     let zips_with_jobs: HashSet<&str> = ids.iter().filter_map(|id| id.split(':').next()).collect();
     let lost = events
         .iter()
@@ -391,11 +390,7 @@ fn kv_commands_round_trip() {
 
 #[test]
 fn two_runners_share_one_store() {
-    let harness = Harness::new();
-    let (events_path, kv_path) = real_input();
-    let events = read_events(&events_path);
-    let expected = expected_jobs(&events, &read_kv(&kv_path));
-    harness.load(&events_path, &kv_path);
+    let (harness, _, expected) = loaded_real_input();
 
     let runners: Vec<_> = (0..2).map(|_| harness.spawn(&["run", "--drain"])).collect();
     let statuses: Vec<_> = runners
@@ -410,11 +405,7 @@ fn two_runners_share_one_store() {
     assert_eq!(harness.count("weather-ready"), 0);
     let ids = job_ids(&harness);
     assert_eq!(ids.len() as u64, expected);
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        ids.len(),
-        "a job_id appears twice"
-    );
+    assert_unique(&ids);
 }
 
 #[test]
