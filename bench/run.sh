@@ -31,6 +31,7 @@ print_machine() {
     local model
     model="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p')"
     echo "machine: $model, $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -m); node $(node --version), $(python3 --version)"
+    echo "load average: $(cut -d " " -f 1-3 /proc/loadavg)"
 }
 
 chart() {

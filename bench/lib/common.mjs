@@ -3,7 +3,7 @@
 import { Log, LogLevel } from "miniflare";
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -175,6 +175,8 @@ export function machine() {
     cpu: model,
     cores: cpus().length,
     memory_gib: Math.round(totalmem() / 2 ** 30),
+    // Other work on the machine skews the numbers: the 1, 5 and 15 minute load averages.
+    load_average: loadavg().map((load) => Number(load.toFixed(2))),
     node: process.version,
   };
 }
