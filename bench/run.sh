@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the side-by-side benchmarks and prints one table per measure.
 #
-# Usage: bash bench/run.sh [all|calls|batch|size|drain|core|chart|lead] [options of that measure]
+# Usage: bash bench/run.sh [all|calls|batch|size|drain|core|chart|report|lead] [options]
 #   calls, batch  measures 1 and 2: binding calls per batch, warm and first batch
 #                 time in Miniflare (one run gives both; `calls` is a short run)
 #   size          measure 3: Worker bundle sizes, raw and gzip
 #   drain         measure 4: drain of the real events, native runner vs Miniflare
 #   core          measure 5: core events/s vs the Python seed function
 #   chart         redraws docs/benchmarks-side-by-side.svg from bench/results
+#   report        prints bench/results as the Markdown tables of docs/BENCHMARKS.md
 #   lead          the core library's own benchmark, `cargo bench -p landscape-core`
 #   all           batch, size, drain, core, then chart (by default)
 #
@@ -51,6 +52,7 @@ main() {
         drain) require_node_modules; node "$bench_dir/drain.mjs" "$@" ;;
         core) node "$bench_dir/core.mjs" "$@" ;;
         chart) chart ;;
+        report) node "$bench_dir/report.mjs" ;;
         lead) cargo bench -p landscape-core "$@" ;;
         all)
             require_node_modules
@@ -61,7 +63,7 @@ main() {
             chart
             ;;
         *)
-            echo "bench: unknown measure '$measure'; expected all, calls, batch, size, drain, core, chart or lead" >&2
+            echo "bench: unknown measure '$measure'; expected all, calls, batch, size, drain, core, chart, report or lead" >&2
             exit 2
             ;;
     esac

@@ -1,0 +1,113 @@
+// Prints the stored results of bench/results as Markdown tables, the form
+// docs/BENCHMARKS.md records them in. Usage: node bench/report.mjs
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { RESULTS_DIR, fixed, ratio } from "./lib/common.mjs";
+
+function load(name) {
+  const path = join(RESULTS_DIR, `${name}.json`);
+  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : null;
+}
+
+function table(header, rows) {
+  const line = (cells) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+function recorded(result) {
+  const { machine } = result;
+  return `\`${result.command}\`, ${result.recorded_at.slice(0, 16).replace("T", " ")} UTC, load average ${machine.load_average?.join(" ") ?? "n/a"}`;
+}
+
+function callsText(calls) {
+  return Object.entries(calls)
+    .map(([name, count]) => `${count} ${name}`)
+    .join(" + ");
+}
+
+function batchTables(batch) {
+  const ours = batch.workers.find((worker) => worker.worker === "ours");
+  const callRows = batch.workers.map((worker) => [
+    worker.worker,
+    worker.count_total,
+    callsText(worker.count_calls),
+    worker.repeat_total,
+  ]);
+  const timeRows = batch.workers.map((worker) => [
+    worker.worker,
+    fixed(worker.warm_batch_ms, 1),
+    fixed(worker.warm_round_trip_ms, 1),
+    ours ? `${fixed(ratio(worker.warm_batch_ms, ours.warm_batch_ms))}x` : "n/a",
+    fixed(worker.ready_ms, 0),
+    fixed(worker.first_batch_ms, 0),
+    fixed(worker.first_handled_ms, 0),
+    ours ? `${fixed(ratio(worker.first_handled_ms, ours.first_handled_ms))}x` : "n/a",
+  ]);
+  return [
+    `Measure 1 (${recorded(batch)}):\n`,
+    table(["Worker", "Calls", "Breakdown", "Same 10 events again"], callRows),
+    `\nMeasure 2:\n`,
+    table(
+      ["Worker", "Warm batch ms", "Round trip ms", "x ours", "Start ms", "First batch ms", "First handled ms", "x ours"],
+      timeRows,
+    ),
+  ].join("\n");
+}
+
+function sizeTable(size) {
+  const rows = size.workers.map((worker) => [worker.worker, worker.build, worker.files, worker.raw, worker.gzip]);
+  return `Measure 3 (${recorded(size)}):\n\n${table(["Worker", "Build", "Files", "Raw bytes", "Gzip bytes"], rows)}`;
+}
+
+function drainTable(drain) {
+  const { native, miniflare } = drain;
+  const rows = [];
+  if (native) {
+    rows.push([native.runner, fixed(native.wall_secs), fixed(native.peak_rss_mib, 1), "1x", "1x"]);
+  }
+  if (miniflare) {
+    rows.push([
+      miniflare.runner,
+      fixed(miniflare.wall_secs),
+      `${fixed(miniflare.peak_rss_mib, 1)} (workerd ${fixed(miniflare.workerd_peak_rss_mib, 0)} + Node ${fixed(miniflare.node_peak_rss_mib, 0)})`,
+      native ? `${fixed(ratio(miniflare.wall_secs, native.wall_secs), 1)}x` : "n/a",
+      native ? `${fixed(ratio(miniflare.peak_rss_mib, native.peak_rss_mib), 1)}x` : "n/a",
+    ]);
+  }
+  const steps = native
+    ? `\n\nNative steps: \`send\` ${fixed(native.send.wall_secs)} s, \`run --drain\` ${fixed(native.run.wall_secs)} s.`
+    : "";
+  return `Measure 4 (${recorded(drain)}):\n\n${table(["Runner", "Wall s", "Peak RSS MiB", "x wall", "x memory"], rows)}${steps}`;
+}
+
+function coreTable(core) {
+  const rows = core.runs.map((run) => [
+    run.kv,
+    run.ours.jobs,
+    fixed(run.ours.events_per_sec_median, 0),
+    fixed(run.seed.events_per_sec_median, 0),
+    `${fixed(run.ratio_median, 1)}x`,
+    `${fixed(run.ratio_best, 1)}x`,
+  ]);
+  return `Measure 5 (${recorded(core)}):\n\n${table(
+    ["KV", "Jobs", "Core events/s", "Seed (Python) events/s", "x (medians)", "x (best passes)"],
+    rows,
+  )}`;
+}
+
+const sections = [
+  ["batch", batchTables],
+  ["size", sizeTable],
+  ["drain-ours", drainTable],
+  ["core", coreTable],
+];
+const machine = load("batch")?.machine ?? load("core")?.machine;
+if (machine) {
+  console.log(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, Node ${machine.node}.\n`);
+}
+for (const [name, render] of sections) {
+  const result = load(name);
+  if (result !== null) {
+    console.log(`${render(result)}\n`);
+  }
+}
