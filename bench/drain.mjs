@@ -24,7 +24,7 @@ import {
   loadKvEntries,
   prepareWorkers,
   printTable,
-  quietRuntime,
+  sharedMiniflareOptions,
   ratio,
   saveResults,
   workerOptions,
@@ -202,13 +202,14 @@ function miniflareOptions(worker, counts, sink) {
   };
   return {
     workers: [workerOptions(worker, { consumer }), sinkWorker],
-    handleRuntimeStdio: quietRuntime(sink),
+    ...sharedMiniflareOptions(sink),
   };
 }
 
 async function drainMiniflare(worker, events, kvEntries, jobsExpected) {
   const counts = {};
   const sink = { bytes: 0, tail: "" };
+  const nodeBeforeMib = process.memoryUsage().rss / 2 ** 20;
   const mf = new Miniflare(miniflareOptions(worker, counts, sink));
   try {
     await mf.ready;
@@ -235,6 +236,8 @@ async function drainMiniflare(worker, events, kvEntries, jobsExpected) {
       dead_letters: counts["weather-ready-dlq"] ?? 0,
       workerd_peak_rss_mib: workerdMib,
       node_peak_rss_mib: nodeMib,
+      // The bench's own share of the Node process: its RSS before Miniflare started.
+      node_rss_before_start_mib: nodeBeforeMib,
       peak_rss_mib: workerdMib + nodeMib,
       runtime_output_bytes: sink.bytes,
     };
@@ -268,7 +271,8 @@ function printResults(native, miniflare, jobsExpected, events) {
   if (miniflare !== null) {
     console.log(
       `Miniflare: events sent in ${fixed(miniflare.send_secs)} s, ${miniflare.jobs} jobs and ${miniflare.dead_letters} dead letters seen; ` +
-        `peak RSS workerd ${fixed(miniflare.workerd_peak_rss_mib, 1)} MiB + Node ${fixed(miniflare.node_peak_rss_mib, 1)} MiB`,
+        `peak RSS workerd ${fixed(miniflare.workerd_peak_rss_mib, 1)} MiB + Node ${fixed(miniflare.node_peak_rss_mib, 1)} MiB ` +
+        `(Node was ${fixed(miniflare.node_rss_before_start_mib, 1)} MiB before Miniflare started)`,
     );
   }
 }
