@@ -95,6 +95,39 @@ function coreTable(core) {
   )}`;
 }
 
+function goalRow(measure, goal, value, met) {
+  return [measure, goal, value, met ? "met" : "**not met**"];
+}
+
+// Compares every result that has a goal with it.
+function goalsTable() {
+  const rows = [];
+  const batch = load("batch");
+  if (batch !== null) {
+    const byName = Object.fromEntries(batch.workers.map((worker) => [worker.worker, worker]));
+    const { ours, same, seed } = byName;
+    if (ours) {
+      rows.push(goalRow("1. Binding calls per batch of 10 x 5, ours", "<= 2", String(ours.count_total), ours.count_total <= 2));
+      const sameRatio = ratio(ours.warm_batch_ms, same.warm_batch_ms);
+      rows.push(goalRow("2. Warm batch, ours / same-algorithm JS", "<= 1.2x", `${fixed(sameRatio)}x`, sameRatio <= 1.2));
+      const seedRatio = ratio(seed.warm_batch_ms, ours.warm_batch_ms);
+      rows.push(goalRow("2. Warm batch, seed JS / ours", ">= 5x", `${fixed(seedRatio)}x`, seedRatio >= 5));
+    }
+  }
+  const drain = load("drain-ours");
+  if (drain?.native && drain?.miniflare) {
+    const wallRatio = ratio(drain.miniflare.wall_secs, drain.native.wall_secs);
+    rows.push(goalRow("4. Drain wall time, Miniflare / native", `>= ${drain.goal_ratio}x`, `${fixed(wallRatio, 1)}x`, wallRatio >= drain.goal_ratio));
+    const memoryRatio = ratio(drain.miniflare.peak_rss_mib, drain.native.peak_rss_mib);
+    rows.push(goalRow("4. Drain peak memory, Miniflare / native", `>= ${drain.goal_ratio}x`, `${fixed(memoryRatio, 1)}x`, memoryRatio >= drain.goal_ratio));
+  }
+  const core = load("core");
+  for (const run of core?.runs ?? []) {
+    rows.push(goalRow(`5. Core / seed Python events/s, ${run.kv}`, `>= ${core.goal_ratio}x`, `${fixed(run.ratio_median, 1)}x`, run.ratio_median >= core.goal_ratio));
+  }
+  return table(["Measure", "Goal", "Measured", "Result"], rows);
+}
+
 const sections = [
   ["batch", batchTables],
   ["size", sizeTable],
@@ -105,6 +138,7 @@ const machine = load("batch")?.machine ?? load("core")?.machine;
 if (machine) {
   console.log(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, Node ${machine.node}.\n`);
 }
+console.log(`${goalsTable()}\n`);
 for (const [name, render] of sections) {
   const result = load(name);
   if (result !== null) {
