@@ -43,7 +43,7 @@ pub struct Cli {
 /// Log line formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// One human-readable line per event.
+    /// One human-readable line per log record.
     Text,
     /// One JSON object per line.
     Json,
@@ -71,7 +71,9 @@ pub enum Command {
     /// Consume the weather-ready queue until SIGINT or SIGTERM, or until drained.
     ///
     /// On the first SIGINT or SIGTERM the batch in hand is committed and the run exits
-    /// with 0; a second signal exits at once. The summary goes to standard output.
+    /// with 0; a second signal exits at once. The summary goes to standard output. Each
+    /// batch writes one log line with the core's report: at DEBUG if every message was
+    /// acked, at WARN if one was retried, dead-lettered or raised a warning.
     ///
     /// Test hook: with LANDSCAPE_DISPATCHER_FAIL_SENDS set to some text, every send to the
     /// jobs queue fails as a transient error with that text, so messages are retried and
@@ -126,9 +128,9 @@ pub enum KvCommand {
 pub enum KvBulkCommand {
     /// Write the entries of a JSON file in the layout `wrangler kv bulk put` reads.
     ///
-    /// The file is an array of objects with `key` and `value` strings, and optionally
-    /// `base64: true` for a base64 value; `expiration`, `expiration_ttl` and `metadata`
-    /// are accepted and ignored. All entries are written in one transaction.
+    /// The file is an array of objects with `key` and `value` strings. An object may add
+    /// `base64: true` for a base64 value. The fields `expiration`, `expiration_ttl` and
+    /// `metadata` are accepted and ignored. All entries are written in one transaction.
     Put {
         /// The JSON file.
         file: PathBuf,
@@ -172,8 +174,10 @@ pub enum FormatsCommand {
 /// Options of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Stop once the queue holds no message, delayed retries and leased batches included,
-    /// instead of waiting for more; partial batches are delivered without waiting for
+    /// Stop once the queue is empty, instead of waiting for more messages.
+    ///
+    /// The run waits for delayed retries and for the leases of other consumers, because
+    /// their messages are still queued. Partial batches are delivered without waiting for
     /// max_batch_timeout.
     #[arg(long)]
     pub drain: bool,

@@ -1,7 +1,7 @@
 //! `landscape-dispatcher`: the Weather Landscape job dispatcher on one machine.
 //!
-//! It runs the core's dispatch logic against an embedded SQLite store that holds the KV
-//! namespace, the queues and the job ledger, with the settings of the Worker's
+//! It runs the core's dispatch logic against an embedded SQLite store that contains the
+//! KV namespace, the queues and the job ledger, with the settings of the Worker's
 //! `wrangler.toml`.
 
 mod cli;

@@ -11,8 +11,8 @@
 //! only the leased batch waits for the visibility timeout.
 //!
 //! Test hook: if the environment variable `LANDSCAPE_DISPATCHER_FAIL_SENDS` is set and not
-//! empty, every send to the jobs queue fails as a transient error with its value in the
-//! error text, so retries and dead letters can be tested through the store.
+//! empty, every send to the jobs queue fails as a transient error that contains its value.
+//! Tests use it to drive retries and dead letters through the store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,19 +31,19 @@ use crate::store::{BatchCommit, ClaimedMessage, Store, StoreError};
 /// The test hook's environment variable; see the module docs.
 pub const FAIL_SENDS_VAR: &str = "LANDSCAPE_DISPATCHER_FAIL_SENDS";
 
-/// The longest single sleep, so that a stop signal or a new message is noticed soon.
+/// The maximum single sleep, so that a stop signal or a new message is noticed soon.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
-/// The most batches settled in one transaction.
+/// The maximum number of batches settled in one transaction.
 pub const MAX_GROUP_BATCHES: u64 = 64;
 
-/// The longest time one transaction keeps settling further batches.
+/// The maximum time one transaction goes on settling further batches.
 pub const MAX_GROUP_TIME: Duration = Duration::from_millis(20);
 
 /// At most this many core warnings are logged per batch; the report counts them all.
 const MAX_WARNINGS_LOGGED: usize = 5;
 
-/// How a run behaves.
+/// Options of one run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// Stop once the consumer queue is empty, and deliver partial batches at once.
@@ -91,7 +91,7 @@ impl RunSummary {
     }
 }
 
-/// What the loop does next.
+/// The next action of the consumer loop.
 enum Step {
     Deliver,
     WaitUntil(i64),
@@ -399,7 +399,7 @@ struct SendOutcome {
 /// Sends every send batch of `plan` inside `commit`.
 ///
 /// A store error aborts the whole transaction instead of failing one send batch, because
-/// it can leave a ledger row without its job; the claimed messages are then delivered
+/// it can leave a ledger row without its job. The claimed messages are then delivered
 /// again. Only the test hook produces failed sends.
 fn send_all(
     commit: &mut BatchCommit<'_>,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use landscape_core::{Config, Registry, RetryPolicy};
 use toml::{Table, Value};
 
-/// The KV binding that holds the `formats:` entries.
+/// The KV binding that contains the `formats:` entries.
 pub const KV_BINDING: &str = "CONFIG";
 /// The producer binding of the jobs queue.
 pub const JOBS_BINDING: &str = "LANDSCAPE_JOBS";

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use queue::{BatchCommit, ClaimedMessage};
 
-/// Schema migrations in order; `PRAGMA user_version` holds how many have run.
+/// Schema migrations in order. `PRAGMA user_version` stores how many have run.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
 
 /// WAL pages written between automatic checkpoints.
@@ -78,8 +78,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_error)?;
 
-        // Each checkpoint costs two fsyncs; checkpointing every 16,384 pages (64 MiB of WAL
-        // at 4 KiB pages) instead of SQLite's 1,000 keeps them rare during a drain.
+        // Each checkpoint costs two fsyncs, so a checkpoint every 16,384 pages (64 MiB of
+        // WAL at 4 KiB pages) instead of SQLite's default 1,000 keeps them rare in a drain.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(open_error)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)

@@ -1,8 +1,8 @@
 //! The queues and the job ledger.
 //!
-//! A message is ready when `visible_at <= now` and it holds no unexpired lease. A consumer
-//! claims ready messages by raising `attempts` and setting a lease; if it dies, the lease
-//! runs out and the messages become ready again (at-least-once delivery). It then settles
+//! A message is ready when `visible_at <= now` and it has no unexpired lease. A consumer
+//! claims ready messages by raising `attempts` and setting a lease. If the consumer dies,
+//! the lease runs out and the messages become ready again (at-least-once delivery). It then settles
 //! the batch in one [`BatchCommit`]: jobs and their ledger rows, acks, retries and dead
 //! letters commit together or not at all, and the same transaction may claim the next batch.
 
@@ -17,7 +17,7 @@ use super::{Store, StoreError};
 pub struct ClaimedMessage {
     /// Row id, unique for the life of the file.
     pub seq: i64,
-    /// Message id as the core sees it: `seq` in decimal.
+    /// Message id passed to the core: `seq` in decimal.
     pub id: String,
     /// Deliveries so far, counting this one: 1 on the first delivery.
     pub attempts: u32,
@@ -77,7 +77,7 @@ pub struct QueueStats {
     pub in_flight: u64,
 }
 
-/// What `replay_dead_letters` did.
+/// Counts returned by `replay_dead_letters`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplayCount {
     /// Records whose body went back on the consumer queue.

@@ -209,7 +209,7 @@ pub fn now_micros() -> i64 {
     i64::try_from(since_epoch.as_micros()).expect("micros fit")
 }
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+/// Polls `condition` until it is true or `timeout` passes, and returns its last value.
 pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
