@@ -86,6 +86,11 @@ pub enum Command {
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// Print the jobs that events would produce against the current KV, as JSONL; writes nothing.
+    ///
+    /// Lines are planned in chunks of 100 as if each were a queue message with the id
+    /// `line-N`, so an event without a valid fetched_at gets the job id suffix
+    /// `msg-line-N` here, where a run uses the queue message id. A missing store file
+    /// counts as an empty KV namespace.
     Plan {
         /// JSONL file of events; `-` or nothing reads standard input.
         file: Option<PathBuf>,
