@@ -28,7 +28,7 @@ pub struct UsageError(pub String);
 
 /// Opens the store at `db`, creating it if needed, with the path as error context.
 pub fn open_store(db: &Path) -> Result<Store> {
-    Store::open(db).with_context(|| format!("{}: failed to open the store", db.display()))
+    Store::open(db).with_context(|| db.display().to_string())
 }
 
 /// Loads the settings, with the file named in the error.

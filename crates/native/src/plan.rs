@@ -54,8 +54,7 @@ fn open_read_only(db: &Path) -> Result<Option<Store>> {
         tracing::info!(db = %db.display(), "no store yet; planning with an empty KV namespace");
         return Ok(None);
     }
-    let store = Store::open_read_only(db)
-        .with_context(|| format!("{}: failed to open the store", db.display()))?;
+    let store = Store::open_read_only(db).with_context(|| db.display().to_string())?;
     Ok(Some(store))
 }
 

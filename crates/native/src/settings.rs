@@ -75,13 +75,22 @@ pub struct ConsumerOverrides {
     pub retry_delay_secs: Option<u32>,
 }
 
-/// A missing or invalid setting, naming the file, the key and what was expected.
+/// A settings file that cannot be read, or a missing or invalid setting.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {key}: {problem}", path.display())]
-pub struct SettingsError {
-    path: PathBuf,
-    key: String,
-    problem: String,
+pub enum SettingsError {
+    /// The file cannot be read.
+    #[error("{}: failed to read: {error}; pass --config with the path of wrangler.toml", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A setting is missing or invalid; `key` names it, or the line of a TOML syntax error.
+    #[error("{}: {key}: {problem}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
 }
 
 impl Settings {
@@ -91,10 +100,9 @@ impl Settings {
     ///
     /// Fails if the file cannot be read or parsed, or a setting is missing or invalid.
     pub fn load(path: &Path) -> Result<Self, SettingsError> {
-        let text = std::fs::read_to_string(path).map_err(|error| SettingsError {
+        let text = std::fs::read_to_string(path).map_err(|error| SettingsError::Read {
             path: path.to_owned(),
-            key: "(file)".to_owned(),
-            problem: format!("failed to read: {error}"),
+            error,
         })?;
         Self::parse(path, &text)
     }
@@ -107,7 +115,12 @@ impl Settings {
     pub fn parse(path: &Path, text: &str) -> Result<Self, SettingsError> {
         let reader = Reader { path };
         let root: Table = text.parse().map_err(|error: toml::de::Error| {
-            reader.error("(file)", format!("invalid TOML: {}", error.message()))
+            let offset = error.span().map_or(0, |span| span.start);
+            let line = text[..offset.min(text.len())].lines().count().max(1);
+            reader.error(
+                &format!("line {line}"),
+                format!("invalid TOML: {}", error.message()),
+            )
         })?;
 
         reader.kv_namespace(&root)?;
@@ -166,7 +179,7 @@ impl Settings {
         for (value, flag, range, target) in flags {
             let Some(value) = value else { continue };
             if !range.contains(value) {
-                return Err(SettingsError {
+                return Err(SettingsError::Invalid {
                     path: PathBuf::from("command line"),
                     key: flag.to_owned(),
                     problem: format!("{value} is out of range; expected {range}"),
@@ -245,7 +258,7 @@ struct Reader<'p> {
 
 impl Reader<'_> {
     fn error(&self, key: &str, problem: impl Into<String>) -> SettingsError {
-        SettingsError {
+        SettingsError::Invalid {
             path: self.path.to_owned(),
             key: key.to_owned(),
             problem: problem.into(),

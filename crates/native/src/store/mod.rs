@@ -32,15 +32,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file could not be opened or created.
-    #[error("failed to open the store at {path}")]
+    #[error("failed to open the store")]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
     },
     /// The file was written by a newer version of this binary.
     #[error(
-        "the store at {path} has schema version {found}, newer than the {known} this binary \
-         knows; upgrade landscape-dispatcher or use another --db"
+        "the store has schema version {found}, newer than version {known} of this binary; \
+         upgrade landscape-dispatcher or pass another --db"
     )]
     NewerSchema {
         path: PathBuf,

@@ -31,6 +31,8 @@ CREATE INDEX messages_by_queue_and_visibility ON messages (queue, visible_at);
 -- Every job id ever sent to the jobs queue. A job is enqueued only when its
 -- ledger row is new, in the same transaction, so a redelivered event adds no
 -- second copy of a job.
+-- NOTE: nothing prunes the ledger yet, so it grows by one row per job sent;
+-- deleting rows older than the longest redelivery window would bound it.
 CREATE TABLE job_ledger (
     job_id        TEXT PRIMARY KEY NOT NULL,
     dispatched_at INTEGER NOT NULL
