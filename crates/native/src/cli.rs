@@ -203,9 +203,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS")]
     pub retry_delay: Option<u32>,
 
-    /// Seconds a claimed batch stays hidden from other consumers; after that, the batch of
-    /// a consumer that died is delivered again.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Seconds a claimed batch stays hidden from other consumers, 1 to 43200. After that,
+    /// the batch of a consumer that died is delivered again.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub visibility_timeout: u64,
 
     /// Stop after this many batches.
