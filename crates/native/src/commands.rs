@@ -94,9 +94,14 @@ pub fn send(db: &Path, config: &Path, queue: &str, file: Option<&PathBuf>) -> Re
         }
         line_number += 1;
 
-        let text = String::from_utf8(std::mem::take(&mut line)).map_err(|_| {
-            anyhow::anyhow!("{name}: line {line_number} is not valid UTF-8; the {enqueued} lines before its chunk were enqueued")
-        })?;
+        let Ok(text) = String::from_utf8(std::mem::take(&mut line)) else {
+            enqueued += flush(&mut store, queue, &mut chunk, db)?;
+            progress.finish_and_clear();
+            anyhow::bail!(
+                "{name}: line {line_number} is not valid UTF-8; the {enqueued} messages before \
+                 it were enqueued, so fix the line and send the lines from it on"
+            );
+        };
         let text = text.trim_end_matches(['\n', '\r']);
         if !text.trim().is_empty() {
             chunk.push(text.to_owned());

@@ -443,3 +443,16 @@ fn peek_one_of(harness: &Harness, queue: &str, expected: usize) -> serde_json::V
     assert_eq!(lines.len(), expected, "messages on {queue}: {output}");
     serde_json::from_str(lines[0]).expect("peek JSON")
 }
+
+#[test]
+fn send_stops_at_invalid_utf8() {
+    let harness = Harness::new();
+    let path = harness.dir.path().join("mixed.jsonl");
+    std::fs::write(&path, b"{\"a\": 1}\n\n\xff\xfe\n{\"b\": 2}\n").expect("write lines");
+
+    let output = harness.run(&["send", "weather-ready", path_str(&path)]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 3 is not valid UTF-8"));
+    assert_eq!(harness.count("weather-ready"), 1);
+}
