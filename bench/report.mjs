@@ -69,7 +69,7 @@ function drainTable(drain) {
     rows.push([
       miniflare.runner,
       fixed(miniflare.wall_secs),
-      `${fixed(miniflare.peak_rss_mib, 1)} (workerd ${fixed(miniflare.workerd_peak_rss_mib, 0)} + Node ${fixed(miniflare.node_peak_rss_mib, 0)})`,
+      `${fixed(miniflare.peak_rss_mib, 1)} (workerd ${fixed(miniflare.workerd_peak_rss_mib, 0)} + Node ${fixed(miniflare.node_peak_rss_mib, 0)} − ${fixed(miniflare.node_rss_before_start_mib, 0)} before start)`,
       native ? `${fixed(ratio(miniflare.wall_secs, native.wall_secs), 1)}x` : "n/a",
       native ? `${fixed(ratio(miniflare.peak_rss_mib, native.peak_rss_mib), 1)}x` : "n/a",
     ]);
