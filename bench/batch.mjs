@@ -6,7 +6,7 @@
 // events in the same order. Every batch uses locations not seen before in that
 // instance, so no KV value is served from a per-isolate cache, and every KV
 // value lists five formats. The warm batch time is the `queue` handler's time
-// as workerd's clock measures it, in whole milliseconds; the round trip adds
+// by workerd's clock, which ticks in whole milliseconds. The round trip adds
 // the fetch from Node into the wrapper and back.
 // Usage: node bench/batch.mjs [--rounds N] [--warm N]
 import { Miniflare } from "miniflare";

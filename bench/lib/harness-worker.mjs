@@ -2,11 +2,11 @@
 // counts every call it makes on its bindings.
 //
 // `POST /batch` with `{"events": [...], "attempts": 1}` builds a message batch
-// from the events, calls the wrapped Worker's `queue` handler with counting
-// proxies around CONFIG, LANDSCAPE_JOBS and DEAD_LETTERS (the real Miniflare
-// bindings underneath), and returns the calls, the messages sent, each
-// message's outcome and the handler's time in milliseconds. The bench copies
-// this file next to the Worker under test and replaces the import below.
+// from the events. It calls the wrapped Worker's `queue` handler with counting
+// proxies around CONFIG, LANDSCAPE_JOBS and DEAD_LETTERS, which forward to the
+// real Miniflare bindings. The response lists the calls, the messages sent,
+// each message's outcome and the handler's time in milliseconds. The bench
+// copies this file next to the Worker under test and replaces the import below.
 import target from "./TARGET_MODULE";
 
 const COUNTED_BINDINGS = ["CONFIG", "LANDSCAPE_JOBS", "DEAD_LETTERS"];
