@@ -5,6 +5,8 @@
 
 mod kv;
 mod queue;
+#[cfg(test)]
+mod queue_model;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -352,6 +352,9 @@ impl BatchCommit<'_> {
     /// Releases a message for redelivery at `visible_at`, recording its `attempts` so far
     /// and `error` as its last error.
     ///
+    /// The stored count never goes down, so a late retry from a consumer whose lease ran
+    /// out cannot undo the deliveries counted since.
+    ///
     /// # Errors
     ///
     /// Fails if the write fails.
@@ -365,7 +368,8 @@ impl BatchCommit<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE messages
-                 SET attempts = ?2, visible_at = ?3, lease_expires_at = 0, last_error = ?4
+                 SET attempts = max(attempts, ?2), visible_at = ?3, lease_expires_at = 0,
+                     last_error = ?4
                  WHERE seq = ?1",
             )?
             .execute(params![seq, attempts, visible_at, error])?;
