@@ -38,8 +38,8 @@ install_wasm_target() {
 # Installs a cargo binary unless the last word of `BIN --version` is VERSION
 # (wasm-bindgen prints "wasm-bindgen 0.2.130", worker-build only "0.8.7").
 # NOTE: without `--locked`, cargo resolves the newest compatible dependencies,
-# so a later release of one of them could break this build; `--locked` failed
-# for wasm-bindgen-cli when this script was written.
+# so a later release of one of them could break this build. `--locked` is not
+# used because it failed for wasm-bindgen-cli when this script was written.
 install_cargo_tool() {
     local crate="$1" bin="$2" version="$3"
     local installed

@@ -1,13 +1,13 @@
 // The Worker and the native binary must produce the same jobs for the same
 // events and KV values, in every field but `enqueued_at` (the clock).
 //
-// The native binary is `landscape-dispatcher`; the test looks for it in
-// LANDSCAPE_DISPATCHER_BIN, then in the release and debug folders of
-// CARGO_TARGET_DIR (by default target/), and skips if none exists.
+// The native binary is LANDSCAPE_DISPATCHER_BIN if set. Otherwise it is the
+// newer of the release and debug builds in CARGO_TARGET_DIR (by default
+// target/). The test is skipped if there is none.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -20,13 +20,16 @@ const KV_FILE = path.join(DATA_DIR, "formats-kv.json");
 const EVENT_COUNT = 300;
 
 function findNativeBinary() {
+  if (process.env.LANDSCAPE_DISPATCHER_BIN) {
+    return process.env.LANDSCAPE_DISPATCHER_BIN;
+  }
+
   const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(REPO_ROOT, "target");
-  const candidates = [
-    process.env.LANDSCAPE_DISPATCHER_BIN,
-    path.join(targetDir, "release/landscape-dispatcher"),
-    path.join(targetDir, "debug/landscape-dispatcher"),
-  ];
-  return candidates.find((candidate) => candidate && existsSync(candidate));
+  const builds = ["release", "debug"]
+    .map((profile) => path.join(targetDir, profile, "landscape-dispatcher"))
+    .filter((candidate) => existsSync(candidate));
+  builds.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return builds[0];
 }
 
 const nativeBinary = findNativeBinary();

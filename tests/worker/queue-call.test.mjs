@@ -65,8 +65,8 @@ describe("queue() on the Worker", () => {
 
     const result = await workers.dispatcher.queue(EVENTS_QUEUE, messages("large", [body]));
 
-    // The record holds the whole body, so the dead-letter queue refuses it
-    // and the message is retried instead of lost.
+    // The record contains the whole body, so the dead-letter queue rejects
+    // it and the message is retried instead of lost.
     assert.deepEqual(result.explicitAcks, []);
     assert.equal(result.retryMessages.length, 1);
     assert.equal(result.retryMessages[0].msgId, "large-0");
@@ -116,7 +116,8 @@ describe("queue() with a binding missing", () => {
       for (const retry of retried) {
         // The first retry waits the base delay of wrangler.toml (10 s) plus
         // at most a quarter of it as jitter.
-        assert.ok(retry.delaySeconds >= 10 && retry.delaySeconds <= 12, `${retry.msgId}: ${retry.delaySeconds}`);
+        assert.ok(retry.delaySeconds >= 10, `${retry.msgId} waits ${retry.delaySeconds} s`);
+        assert.ok(retry.delaySeconds <= 12, `${retry.msgId} waits ${retry.delaySeconds} s`);
       }
     } finally {
       await broken.dispose();
@@ -134,7 +135,8 @@ describe("queue() with a binding missing", () => {
       assert.equal(result.retryMessages.length, 1);
       // The third attempt waits four times the base delay, plus jitter.
       const delay = result.retryMessages[0].delaySeconds;
-      assert.ok(delay >= 40 && delay <= 50, `delay ${delay}`);
+      assert.ok(delay >= 40, `waits ${delay} s`);
+      assert.ok(delay <= 50, `waits ${delay} s`);
     } finally {
       await broken.dispose();
     }

@@ -15,7 +15,7 @@ use crate::jobs::error_text;
 const EDGE_CACHE_TTL_SECS: u64 = 60;
 /// How long this isolate reuses a value it read, in milliseconds.
 const ISOLATE_CACHE_TTL_MS: f64 = 30_000.0;
-/// The per-isolate cache is emptied when it holds more keys than this.
+/// The per-isolate cache is emptied when it would exceed this many keys.
 const ISOLATE_CACHE_MAX_KEYS: usize = 10_000;
 
 thread_local! {
@@ -37,8 +37,8 @@ enum Lookup {
 /// The values read for one batch, in the order of the keys.
 #[derive(Default)]
 pub struct KvValues {
-    // A batch has at most 100 distinct keys, so a linear search is cheap and
-    // saves the code of a second map type in the wasm.
+    // Cloudflare Queues deliver at most 100 messages per batch, so there are
+    // at most 100 keys; a linear search is cheap and saves a map type's code.
     lookups: Vec<(String, Lookup)>,
     /// Keys served from the per-isolate cache.
     pub cache_hits: usize,

@@ -89,7 +89,7 @@ pub fn dead_letter_send_failed(message_id: &str, code: DeadLetterCode, error: &s
 }
 
 /// Writes the line for a batch that could not be dispatched at all, such as
-/// one under an invalid setting; every message of it is retried.
+/// one under an invalid setting. Every message of such a batch is retried.
 pub fn batch_failed(messages: usize, error: &str, retry_delay_secs: u32) {
     let line = BatchFailed {
         event: "batch_failed",
@@ -100,8 +100,10 @@ pub fn batch_failed(messages: usize, error: &str, retry_delay_secs: u32) {
     worker::console_error!("{}", to_json(&line));
 }
 
-/// Encodes a log line; these structs hold only strings and numbers, so the
-/// encoding cannot fail and the fallback is never written.
+/// Encodes a log line as JSON.
+///
+/// The lines contain only strings, numbers and maps with string keys, which
+/// serde_json always encodes, so the `{}` fallback is not expected.
 fn to_json(line: &impl Serialize) -> String {
     serde_json::to_string(line).unwrap_or_else(|_| String::from("{}"))
 }
