@@ -61,17 +61,29 @@ function compactInstant(text) {
   return text.replace(/[-:]/g, "");
 }
 
-function decodeEvent(message) {
-  const text = typeof message.body === "string" ? message.body : JSON.stringify(message.body);
-  if (text === undefined || encoder.encode(text).length > MAX_BODY_BYTES) {
-    throw new Rejection("body_too_large", `body exceeds ${MAX_BODY_BYTES} bytes`);
+// Returns the body as a value and its size as JSON text, in bytes. A body the
+// queue already decoded is used as it is; a string body is parsed.
+function readBody(message) {
+  if (typeof message.body !== "string") {
+    const text = JSON.stringify(message.body) ?? "";
+    return { body: message.body, bytes: encoder.encode(text).length };
   }
 
-  let body;
+  const bytes = encoder.encode(message.body).length;
+  if (bytes > MAX_BODY_BYTES) {
+    return { body: null, bytes };
+  }
   try {
-    body = JSON.parse(text);
+    return { body: JSON.parse(message.body), bytes };
   } catch (error) {
     throw new Rejection("invalid_body", `body is not JSON: ${error.message}`);
+  }
+}
+
+function decodeEvent(message) {
+  const { body, bytes } = readBody(message);
+  if (bytes > MAX_BODY_BYTES) {
+    throw new Rejection("body_too_large", `body exceeds ${MAX_BODY_BYTES} bytes`);
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new Rejection("invalid_body", "body is not a JSON object");
