@@ -6,7 +6,7 @@
 // build/: the JS modules (bundled by worker-build) and the wasm.
 // Usage: node bench/size.mjs
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
@@ -47,6 +47,9 @@ function ourWorkerRow() {
   return {
     worker: "ours (Rust, wasm)",
     build: "scripts/build-worker.sh",
+    built_at: statSync(join(OUR_WORKER_DIR, "index_bg.wasm"), { throwIfNoEntry: false })?.mtime ?? null,
+    // The last commit under crates/ when measured; the build may hold later, uncommitted changes.
+    source_commit: execFileSync("git", ["log", "-1", "--format=%h", "--", "crates"], { cwd: REPO_DIR, encoding: "utf8" }).trim(),
     files: parts.map((part) => part.file).join(" + "),
     raw: parts.reduce((sum, part) => sum + part.raw, 0),
     gzip: parts.reduce((sum, part) => sum + part.gzip, 0),
