@@ -1,10 +1,31 @@
 //! Output for people and for machines: progress bars on a terminal, JSONL otherwise.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+
+/// The progress bars on screen, shared with the log writer so that log lines appear above
+/// the bars instead of through them.
+fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// A writer for log lines on standard error that hides the progress bars while it writes.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        bars().suspend(|| io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
 
 /// Returns a progress bar towards `total`, drawn on standard error only if standard output
 /// is a terminal.
@@ -31,12 +52,12 @@ pub fn counter(label: &'static str) -> ProgressBar {
 }
 
 fn visible(progress: ProgressBar) -> ProgressBar {
-    if io::stdout().is_terminal() {
-        progress.set_draw_target(ProgressDrawTarget::stderr());
-        progress.enable_steady_tick(Duration::from_millis(200));
-    } else {
+    if !io::stdout().is_terminal() {
         progress.set_draw_target(ProgressDrawTarget::hidden());
+        return progress;
     }
+    let progress = bars().add(progress);
+    progress.enable_steady_tick(Duration::from_millis(200));
     progress
 }
 
