@@ -187,7 +187,9 @@ async function storeKv(mf, entries) {
 }
 
 function miniflareOptions(worker, counts, sink) {
-  const consumer = { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 3, retryDelay: 10, deadLetterQueue: "weather-ready-dlq" };
+  // wrangler.toml's consumer, but with no batch timeout, so that partial batches go
+  // out at once, as they do in the native `run --drain`.
+  const consumer = { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 3, retryDelay: 10, deadLetterQueue: "weather-ready-dlq" };
   const sinkWorker = {
     name: "sink",
     modules: true,
