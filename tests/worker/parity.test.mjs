@@ -34,7 +34,7 @@ function findNativeBinary() {
 
 const nativeBinary = findNativeBinary();
 const skipReason = !nativeBinary
-  ? "native binary landscape-dispatcher not found: build it with `cargo build --release -p landscape-dispatcher` or set LANDSCAPE_DISPATCHER_BIN"
+  ? "native binary landscape-dispatcher not found: build it with `cargo build -p landscape-dispatcher` or set LANDSCAPE_DISPATCHER_BIN"
   : !existsSync(EVENTS_FILE) || !existsSync(KV_FILE)
     ? `input data not found in ${DATA_DIR}`
     : false;
