@@ -59,6 +59,17 @@ function sizeTable(size) {
   return `Measure 3 (${recorded(size)}):\n\n${table(["Worker", "Build", "Files", "Raw bytes", "Gzip bytes"], rows)}`;
 }
 
+function miniflareRow(miniflare, native, note = "") {
+  return [
+    `${miniflare.runner}${note}`,
+    fixed(miniflare.wall_secs),
+    `${fixed(miniflare.peak_rss_mib, 1)} (workerd ${fixed(miniflare.workerd_peak_rss_mib, 0)} + Node ${fixed(miniflare.node_peak_rss_mib, 0)} − ${fixed(miniflare.node_rss_before_start_mib, 0)} before start)`,
+    native ? `${fixed(ratio(miniflare.wall_secs, native.wall_secs), 1)}x` : "n/a",
+    native ? `${fixed(ratio(miniflare.peak_rss_mib, native.peak_rss_mib), 1)}x` : "n/a",
+  ];
+}
+
+// The drain of our Worker, plus the JavaScript peers' drains when they were run.
 function drainTable(drain) {
   const { native, miniflare } = drain;
   const rows = [];
@@ -66,14 +77,15 @@ function drainTable(drain) {
     rows.push([native.runner, fixed(native.wall_secs), fixed(native.peak_rss_mib, 1), "1x", "1x"]);
   }
   if (miniflare) {
-    rows.push([
-      miniflare.runner,
-      fixed(miniflare.wall_secs),
-      `${fixed(miniflare.peak_rss_mib, 1)} (workerd ${fixed(miniflare.workerd_peak_rss_mib, 0)} + Node ${fixed(miniflare.node_peak_rss_mib, 0)} − ${fixed(miniflare.node_rss_before_start_mib, 0)} before start)`,
-      native ? `${fixed(ratio(miniflare.wall_secs, native.wall_secs), 1)}x` : "n/a",
-      native ? `${fixed(ratio(miniflare.peak_rss_mib, native.peak_rss_mib), 1)}x` : "n/a",
-    ]);
+    rows.push(miniflareRow(miniflare, native));
   }
+  for (const peer of ["same", "seed"]) {
+    const other = load(`drain-${peer}`);
+    if (other?.miniflare) {
+      rows.push(miniflareRow(other.miniflare, native, ` (\`${other.command}\`)`));
+    }
+  }
+
   const steps = native
     ? `\n\nNative steps: \`send\` ${fixed(native.send.wall_secs)} s, \`run --drain\` ${fixed(native.run.wall_secs)} s.`
     : "";
