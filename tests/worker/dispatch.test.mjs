@@ -134,4 +134,56 @@ describe("dispatch through queues", () => {
     }
     assert.equal(jobs.filter((job) => job.body.zip_code === "10008").length, 0);
   });
+
+  test("each dead letter is logged once", async () => {
+    const records = await pollUntil(
+      () => workers.records(),
+      (records) => records[DEAD_LETTER_QUEUE].length > 0,
+    );
+
+    const logged = workers.logs().filter((line) => line.event === "dead_lettered");
+    for (const { body: record } of records[DEAD_LETTER_QUEUE]) {
+      const lines = logged.filter((line) => line.message_id === record.message_id);
+      assert.equal(lines.length, 1, `log lines for ${record.message_id}`);
+      assert.equal(lines[0].code, record.code);
+      assert.equal(lines[0].reason, record.reason);
+      assert.equal(lines[0].body, undefined, "the body is not logged");
+    }
+  });
+
+  test("batch log carries the report", async () => {
+    const secret = "value-that-must-not-be-logged";
+    await seedFormats(workers.config, { 10009: ["rgb_light", "bw", secret] });
+
+    await workers.sendEvents([event("10009")]);
+    await jobsFor(["10009"], 2);
+    const line = await pollUntil(
+      () => workers.logs().find((line) => line.event === "batch_settled" && line.warnings.some((warning) => warning.detail.includes("formats:10009"))),
+      (line) => line !== undefined,
+    );
+
+    assert.equal(line.report.messages, 1);
+    assert.equal(line.report.jobs, 2);
+    assert.equal(line.report.acked, 1);
+    assert.equal(line.report.warnings.unknown_formats, 1);
+    assert.equal(line.worker.kv_bulk_reads, 1);
+    const text = JSON.stringify(workers.logs());
+    assert.ok(!text.includes(`["rgb_light","bw","${secret}"]`), "no whole KV value is logged");
+  });
+
+  test("repeated key is served from the cache", async () => {
+    const settledLines = () => workers.logs().filter((line) => line.event === "batch_settled");
+    await seedFormats(workers.config, { 10010: ["eink"] });
+    await workers.sendEvents([event("10010")]);
+    await jobsFor(["10010"], 2);
+    const before = settledLines().length;
+
+    await workers.sendEvents([event("10010", { fetched_at: "2025-11-20T13:00:00Z" })]);
+    const lines = await pollUntil(settledLines, (lines) => lines.length > before);
+
+    const line = lines[before];
+    assert.equal(line.report.jobs, 2);
+    assert.equal(line.worker.kv_cache_hits, 1);
+    assert.equal(line.worker.kv_bulk_reads, 0);
+  });
 });

@@ -113,7 +113,14 @@ export function dispatcherOptions({ withoutBindings = [] } = {}) {
 export async function startWorkers(options = {}) {
   requireBuild();
   const dispatcher = dispatcherOptions(options);
+  const logs = [];
   const mf = new Miniflare({
+    // workerd's output, where the Workers' console lines go, is kept for the
+    // tests to read instead of being printed.
+    handleRuntimeStdio(stdout, stderr) {
+      collectJsonLines(stdout, logs);
+      collectJsonLines(stderr, logs);
+    },
     workers: [
       dispatcher,
       {
@@ -155,6 +162,9 @@ export async function startWorkers(options = {}) {
       await response.text();
     },
 
+    /** Returns the JSON log lines the Workers wrote so far, parsed. */
+    logs: () => [...logs],
+
     /** Returns everything recorded so far, per queue. */
     async records() {
       const response = await recorder.fetch("http://recorder/records");
@@ -163,6 +173,28 @@ export async function startWorkers(options = {}) {
 
     dispose: () => mf.dispose(),
   };
+}
+
+/** Parses each line of `stream` that is a JSON object into `lines`. */
+function collectJsonLines(stream, lines) {
+  let pending = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => {
+    pending += chunk;
+    const complete = pending.split("\n");
+    pending = complete.pop();
+    for (const line of complete) {
+      const start = line.indexOf("{");
+      if (start < 0) {
+        continue;
+      }
+      try {
+        lines.push(JSON.parse(line.slice(start)));
+      } catch {
+        // Not a JSON log line, such as workerd's own messages.
+      }
+    }
+  });
 }
 
 /**
