@@ -82,7 +82,7 @@ async fn await_promise(call: Result<js_sys::Promise, JsValue>) -> Result<(), Str
         .map_err(|error| error_text(&error))
 }
 
-/// Reports whether a send error says that the batch or a message is too big.
+/// Reports whether a send error reports the batch or a message as too large.
 ///
 /// NOTE: the phrases come from Miniflare 4's queue broker ("exceeds limit",
 /// HTTP 413); the production service's wording is not documented, so an

@@ -87,7 +87,7 @@ fn read_attempts(handle: &JsMessage) -> u32 {
 ///
 /// NOTE: a body that `JSON.stringify` cannot encode (a BigInt, a cycle, or
 /// `undefined`) becomes an empty string, which the core dead-letters as an
-/// invalid body; the raw value is not kept in the dead-letter record.
+/// invalid body. Its dead-letter record then has no copy of the raw value.
 fn body_text(body: &JsValue) -> String {
     JSON::stringify(body)
         .ok()
