@@ -33,6 +33,19 @@ require_tool() {
     printf '%s\n' "$path"
 }
 
+# Fails unless the wasm-bindgen CLI has the exact version of the library in
+# Cargo.lock, which wasm-bindgen requires.
+require_bindgen_version() {
+    local locked installed
+    locked="$(awk '$0 == "name = \"wasm-bindgen\"" { found = 1; next }
+        found && /^version = / { gsub(/"/, "", $3); print $3; exit }' "$repo_root/Cargo.lock")"
+    installed="$("$WASM_BINDGEN_BIN" --version | awk '{ print $NF }')"
+    if [[ "$installed" != "$locked" ]]; then
+        log "error: wasm-bindgen $installed is installed but Cargo.lock has $locked; run scripts/install-worker-tools.sh"
+        exit 1
+    fi
+}
+
 gzip_size() {
     gzip -9 --stdout "$1" | wc -c
 }
@@ -48,6 +61,7 @@ build() {
     WASM_OPT_BIN="$(require_tool "$repo_root/node_modules/.bin/wasm-opt" wasm-opt)"
     ESBUILD_BIN="$(require_tool "$repo_root/node_modules/.bin/esbuild" esbuild)"
     export WASM_BINDGEN_BIN WASM_OPT_BIN ESBUILD_BIN
+    require_bindgen_version
     require_tool "$(command -v worker-build || echo worker-build)" worker-build >/dev/null
 
     log "building into $out_dir (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
