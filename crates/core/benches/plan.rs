@@ -58,6 +58,9 @@ fn load() -> Input {
 }
 
 /// Plans every event in consumer batches of `batch_size` messages.
+///
+/// Never inlined, so that a profiler can collect this function alone.
+#[inline(never)]
 fn plan_all(input: &Input, config: &Config, batch_size: usize) -> usize {
     let mut jobs = 0;
     for (bodies, ids) in input

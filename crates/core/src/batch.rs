@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::Config;
-use crate::event::{self, Event, Rejection};
+use crate::event::{self, excerpt, Event, Rejection};
 use crate::formats::{self, Resolution};
-use crate::job::{JobTemplate, PlannedJob};
+use crate::job::{self, PlannedJob};
 use crate::location::kv_key;
 use crate::message::Message;
 use crate::outcome::{jitter, DeadLetterCode, Outcome};
 use crate::report::{BatchReport, Warning, WarningCode};
 use crate::time::Timestamp;
 use crate::{
-    MAX_KV_KEYS_PER_READ, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES, SEND_METADATA_BYTES,
+    MAX_BODY_BYTES, MAX_KV_KEYS_PER_READ, MAX_SEND_BATCH_BYTES, MAX_SEND_BATCH_MESSAGES,
+    SEND_METADATA_BYTES,
 };
 
 /// A hash map keyed by short location ids.
@@ -113,73 +114,104 @@ enum Slot {
 #[derive(Debug)]
 struct Pending<'a> {
     event: Event<'a>,
-    key: usize,
+    key_index: usize,
     first_message: usize,
+}
+
+/// What makes two messages copies of one event.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Identity<'a> {
+    /// The same location and `fetched_at` instant.
+    Fetched(Cow<'a, str>, i64),
+    /// No valid `fetched_at`: the same location and coordinates.
+    Unstamped(Cow<'a, str>, u64, u64),
+}
+
+impl<'a> Identity<'a> {
+    fn of(event: &Event<'a>) -> Self {
+        match &event.fetched_at {
+            Some(fetched_at) => Self::Fetched(event.location.clone(), fetched_at.at.unix_micros()),
+            None => Self::Unstamped(
+                event.location.clone(),
+                event.lat.value.to_bits(),
+                event.lon.value.to_bits(),
+            ),
+        }
+    }
+}
+
+/// Lookups that only decoding needs.
+struct Seen<'a> {
+    events: FnvMap<Identity<'a>, usize>,
+    keys: FnvMap<Cow<'a, str>, usize>,
+    message_ids: FnvMap<&'a str, &'a str>,
 }
 
 impl<'a> Batch<'a> {
     /// Decodes and validates every message, and coalesces copies of the same event.
     ///
     /// Two messages are copies if they have the same location and a valid
-    /// `fetched_at` naming the same instant. The first is dispatched, and every
-    /// copy shares its outcome. Messages that can never succeed are marked for
-    /// the dead-letter queue here, before any KV read.
+    /// `fetched_at` naming the same microsecond, or, without a valid
+    /// `fetched_at`, the same location and coordinates. The first is
+    /// dispatched, and every copy shares its outcome. Messages that can never
+    /// succeed are marked for the dead-letter queue here, before any KV read.
+    /// So is a message that reuses an earlier message's id with another body,
+    /// because job ids may derive from message ids.
     pub fn decode(config: &'a Config, messages: &'a [Message<'a>]) -> Self {
         let mut batch = Self {
             config,
             messages,
             slots: Vec::with_capacity(messages.len()),
             events: Vec::with_capacity(messages.len()),
-            keys: Vec::new(),
+            keys: Vec::with_capacity(messages.len()),
             warnings: Vec::new(),
             duplicates: 0,
         };
-        let mut seen: FnvMap<(Cow<'a, str>, i64), usize> =
-            FnvMap::with_capacity_and_hasher(messages.len(), Default::default());
-        let mut key_index: FnvMap<Cow<'a, str>, usize> =
-            FnvMap::with_capacity_and_hasher(messages.len(), Default::default());
+        let mut seen = Seen {
+            events: FnvMap::with_capacity_and_hasher(messages.len(), Default::default()),
+            keys: FnvMap::with_capacity_and_hasher(messages.len(), Default::default()),
+            message_ids: FnvMap::with_capacity_and_hasher(messages.len(), Default::default()),
+        };
 
         for (index, message) in messages.iter().enumerate() {
-            let slot = match event::decode(message.body) {
-                Ok(decoded) => {
-                    batch.warn_all(message.id, decoded.warnings);
-                    batch.admit(decoded.event, index, &mut seen, &mut key_index)
-                }
-                Err(rejection) => Slot::Rejected(rejection),
+            let slot = match seen.message_ids.insert(message.id, message.body) {
+                Some(earlier) if earlier != message.body => Slot::Rejected(reused_id(message.id)),
+                _ => match event::decode(message.body) {
+                    Ok(decoded) => {
+                        batch.warn_all(message.id, decoded.warnings);
+                        batch.admit(decoded.event, index, &mut seen)
+                    }
+                    Err(rejection) => Slot::Rejected(rejection),
+                },
             };
             batch.slots.push(slot);
         }
         batch
     }
 
-    fn admit(
-        &mut self,
-        event: Event<'a>,
-        index: usize,
-        seen: &mut FnvMap<(Cow<'a, str>, i64), usize>,
-        key_index: &mut FnvMap<Cow<'a, str>, usize>,
-    ) -> Slot {
-        if let Some(fetched_at) = &event.fetched_at {
-            let identity = (event.location.clone(), fetched_at.at.unix_micros());
-            if let Some(&existing) = seen.get(&identity) {
-                self.duplicates += 1;
-                return Slot::Event(existing);
-            }
-            seen.insert(identity, self.events.len());
+    fn admit(&mut self, event: Event<'a>, index: usize, seen: &mut Seen<'a>) -> Slot {
+        let next_event = self.events.len();
+        let event_index = *seen
+            .events
+            .entry(Identity::of(&event))
+            .or_insert(next_event);
+        if event_index != next_event {
+            self.duplicates += 1;
+            return Slot::Event(event_index);
         }
 
         let next_key = self.keys.len();
-        let key = *key_index.entry(event.location.clone()).or_insert(next_key);
-        if key == next_key {
+        let key_index = *seen.keys.entry(event.location.clone()).or_insert(next_key);
+        if key_index == next_key {
             self.keys.push(kv_key(&event.location));
         }
 
         self.events.push(Pending {
             event,
-            key,
+            key_index,
             first_message: index,
         });
-        Slot::Event(self.events.len() - 1)
+        Slot::Event(next_event)
     }
 
     fn warn_all(&mut self, message_id: &str, warnings: Vec<(WarningCode, String)>) {
@@ -207,12 +239,41 @@ impl<'a> Batch<'a> {
     /// `read` returns the result for each key of [`Batch::kv_keys`]; it is
     /// called once per key. `now` becomes every job's `enqueued_at`. An event
     /// whose key failed to read gets no jobs and is retried.
-    pub fn fan_out<'v, F>(mut self, mut read: F, now: Timestamp) -> Plan<'a>
+    pub fn fan_out<'v, F>(mut self, read: F, now: Timestamp) -> Plan<'a>
     where
         F: FnMut(&str) -> KvRead<'v>,
     {
-        let resolutions: Vec<Result<Resolution, String>> = self
-            .keys
+        let resolutions = self.resolve_keys(read);
+        self.warn_kv(&resolutions);
+
+        let enqueued_at = now.to_string();
+        let mut packer = Packer::default();
+        let mut jobs = Vec::new();
+        let states = self
+            .events
+            .iter()
+            .map(|pending| match &resolutions[pending.key_index] {
+                Err(reason) => EventState::Retry(reason.clone()),
+                Ok(resolution) => {
+                    self.build_jobs(pending, resolution, &enqueued_at, &mut jobs);
+                    packer.place(&mut jobs)
+                }
+            })
+            .collect();
+
+        Plan {
+            kv_reads: resolutions.len().div_ceil(MAX_KV_KEYS_PER_READ),
+            batch: self,
+            send_batches: packer.batches,
+            states,
+        }
+    }
+
+    fn resolve_keys<'v>(
+        &self,
+        mut read: impl FnMut(&str) -> KvRead<'v>,
+    ) -> Vec<Result<Resolution, String>> {
+        self.keys
             .iter()
             .map(|key| match read(key) {
                 KvRead::Value(value) => {
@@ -221,36 +282,23 @@ impl<'a> Batch<'a> {
                 KvRead::Missing => Ok(formats::resolve(&self.config.registry, key, None)),
                 KvRead::Failed(error) => Err(format!("KV read of {key} failed: {error}")),
             })
-            .collect();
-        self.warn_kv(&resolutions);
+            .collect()
+    }
 
-        let enqueued_at = now.to_string();
-        let mut packer = Packer::default();
-        let mut states = Vec::with_capacity(self.events.len());
-        for pending in &self.events {
-            let state = match &resolutions[pending.key] {
-                Err(reason) => EventState::Retry(reason.clone()),
-                Ok(resolution) => {
-                    let message_id = self.messages[pending.first_message].id;
-                    let template = JobTemplate::new(&pending.event, message_id, &enqueued_at);
-                    let formats = self.config.registry.formats();
-                    let jobs = resolution
-                        .positions
-                        .iter()
-                        .map(|&position| template.build(&formats[position].name))
-                        .collect();
-                    packer.place(jobs)
-                }
-            };
-            states.push(state);
-        }
-
-        Plan {
-            batch: self,
-            kv_reads: resolutions.len().div_ceil(MAX_KV_KEYS_PER_READ),
-            send_batches: packer.batches,
-            states,
-        }
+    fn build_jobs(
+        &self,
+        pending: &Pending<'_>,
+        resolution: &Resolution,
+        enqueued_at: &str,
+        jobs: &mut Vec<PlannedJob>,
+    ) {
+        let formats = self.config.registry.formats();
+        let names = resolution
+            .positions
+            .iter()
+            .map(|&position| formats[position].name.as_str());
+        let message_id = self.messages[pending.first_message].id;
+        job::build_jobs(&pending.event, names, message_id, enqueued_at, jobs);
     }
 
     fn warn_kv(&mut self, resolutions: &[Result<Resolution, String>]) {
@@ -259,11 +307,11 @@ impl<'a> Batch<'a> {
             let Ok(Resolution {
                 warning: Some((code, detail)),
                 ..
-            }) = &resolutions[pending.key]
+            }) = &resolutions[pending.key_index]
             else {
                 continue;
             };
-            if !std::mem::replace(&mut warned[pending.key], true) {
+            if !std::mem::replace(&mut warned[pending.key_index], true) {
                 self.warnings.push(Warning {
                     code: code.as_str(),
                     message_id: self.messages[pending.first_message].id.to_owned(),
@@ -271,6 +319,16 @@ impl<'a> Batch<'a> {
                 });
             }
         }
+    }
+}
+
+fn reused_id(message_id: &str) -> Rejection {
+    Rejection {
+        code: DeadLetterCode::DuplicateMessageId,
+        reason: format!(
+            "message id {} is already used by another message of the batch with another body",
+            excerpt(message_id)
+        ),
     }
 }
 
@@ -293,13 +351,25 @@ struct Packer {
 }
 
 impl Packer {
-    fn place(&mut self, jobs: Vec<PlannedJob>) -> EventState {
+    /// Moves one event's jobs into a send batch and returns where they went.
+    fn place(&mut self, jobs: &mut Vec<PlannedJob>) -> EventState {
         let bytes: usize = jobs.iter().map(job_size).sum();
+        if let Some(job) = jobs.iter().find(|job| job.body.len() > MAX_BODY_BYTES) {
+            let reason = format!(
+                "job {} is {} bytes, more than the {MAX_BODY_BYTES} bytes a queue message may have",
+                excerpt(&job.job_id),
+                job.body.len()
+            );
+            jobs.clear();
+            return EventState::TooLarge(reason);
+        }
         if jobs.len() > MAX_SEND_BATCH_MESSAGES || bytes > MAX_SEND_BATCH_BYTES {
-            return EventState::TooLarge(format!(
+            let reason = format!(
                 "the event's {} jobs take {bytes} bytes, more than one send batch holds ({MAX_SEND_BATCH_MESSAGES} messages, {MAX_SEND_BATCH_BYTES} bytes)",
                 jobs.len()
-            ));
+            );
+            jobs.clear();
+            return EventState::TooLarge(reason);
         }
 
         let fits = self.batches.last().is_some_and(|batch| {
@@ -312,7 +382,7 @@ impl Packer {
         }
 
         let index = self.batches.len() - 1;
-        self.batches[index].jobs.extend(jobs);
+        self.batches[index].jobs.append(jobs);
         self.current_bytes += bytes;
         EventState::Sending(index)
     }
@@ -391,9 +461,9 @@ impl Plan<'_> {
         }
     }
 
-    fn outcome(&self, slot: &Slot, results: &[SendResult], attempts: u32, jitter: f64) -> Outcome {
+    fn outcome(&self, slot: &Slot, results: &[SendResult], attempts: u32, spread: f64) -> Outcome {
         let retry = |reason: String| Outcome::Retry {
-            delay_secs: self.batch.config.retry.delay_secs(attempts, jitter),
+            delay_secs: self.batch.config.retry.delay_secs(attempts, spread),
             reason,
         };
 
@@ -479,9 +549,9 @@ mod tests {
     fn packer_starts_new_batch_when_full() {
         let mut packer = Packer::default();
 
-        let first = packer.place(vec![job(200_000)]);
-        let second = packer.place(vec![job(56_000)]);
-        let third = packer.place(vec![job(SEND_METADATA_BYTES + 1)]);
+        let first = packer.place(&mut vec![job(100_000), job(100_000)]);
+        let second = packer.place(&mut vec![job(56_000)]);
+        let third = packer.place(&mut vec![job(SEND_METADATA_BYTES + 1)]);
 
         assert!(matches!(first, EventState::Sending(0)));
         assert!(matches!(second, EventState::Sending(0)));
@@ -492,8 +562,8 @@ mod tests {
     fn packer_rejects_event_larger_than_batch() {
         let mut packer = Packer::default();
 
-        let too_many = packer.place((0..=MAX_SEND_BATCH_MESSAGES).map(|_| job(200)).collect());
-        let too_big = packer.place(vec![job(200_000), job(56_001)]);
+        let too_many = packer.place(&mut (0..=MAX_SEND_BATCH_MESSAGES).map(|_| job(200)).collect());
+        let too_big = packer.place(&mut vec![job(100_000), job(100_000), job(56_001)]);
 
         assert!(matches!(too_many, EventState::TooLarge(_)));
         assert!(matches!(too_big, EventState::TooLarge(reason) if reason.contains("256001 bytes")));

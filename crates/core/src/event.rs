@@ -15,11 +15,21 @@ use crate::MAX_BODY_BYTES;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Event<'a> {
     pub location: Cow<'a, str>,
-    pub lat: f64,
-    pub lon: f64,
+    pub lat: Coordinate<'a>,
+    pub lon: Coordinate<'a>,
     pub fetched_at: Option<FetchedAt<'a>>,
     pub traceparent: Option<Cow<'a, str>>,
 }
+
+/// A valid `lat` or `lon`: its value, and the JSON number text that jobs repeat.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Coordinate<'a> {
+    pub value: f64,
+    pub text: Cow<'a, str>,
+}
+
+/// The longest number text a job repeats as it came; a longer one is written in its shortest form.
+const MAX_NUMBER_TEXT_BYTES: usize = 32;
 
 /// A valid `fetched_at`: the text as the fetcher sent it, and the instant it names.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,20 +55,22 @@ pub(crate) struct Decoded<'a> {
 /// The fields the dispatcher reads; all others are ignored.
 #[derive(Deserialize)]
 struct RawEvent<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(borrow, default, deserialize_with = "raw_field")]
     zip_code: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(borrow, default, deserialize_with = "raw_field")]
     lat: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(borrow, default, deserialize_with = "raw_field")]
     lon: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(borrow, default, deserialize_with = "raw_field")]
     fetched_at: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(borrow, default, deserialize_with = "raw_field")]
     traceparent: Option<&'a RawValue>,
 }
 
 /// Keeps a field's raw text even when it is `null`, so that `null` and a missing field differ.
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+fn raw_field<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
@@ -144,21 +156,26 @@ fn location(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
     };
     let raw = raw.ok_or_else(|| invalid("missing field zip_code".to_owned()))?;
 
-    let Some(id) = json_string(raw) else {
+    if !raw.get().starts_with('"') {
         return Err(invalid(format!(
             "zip_code must be a JSON string such as \"02134\", found {} (a number cannot keep leading zeros)",
             excerpt(raw.get())
         )));
-    };
-    if !is_location(&id) {
-        return Err(invalid(format!(
-            "zip_code {id:?} is not a location id: expected 5 digits or 2 uppercase letters and 4 to 10 digits"
-        )));
     }
-    Ok(id)
+    match json_string(raw) {
+        Some(id) if is_location(&id) => Ok(id),
+        _ => Err(invalid(format!(
+            "zip_code {} is not a location id: expected 5 digits or 2 uppercase letters and 4 to 10 digits",
+            excerpt(raw.get())
+        ))),
+    }
 }
 
-fn coordinate(field: &str, raw: Option<&RawValue>, limit: f64) -> Result<f64, Rejection> {
+fn coordinate<'a>(
+    field: &str,
+    raw: Option<&'a RawValue>,
+    limit: f64,
+) -> Result<Coordinate<'a>, Rejection> {
     let invalid = |reason: String| Rejection {
         code: DeadLetterCode::InvalidCoordinates,
         reason,
@@ -172,14 +189,23 @@ fn coordinate(field: &str, raw: Option<&RawValue>, limit: f64) -> Result<f64, Re
             excerpt(text)
         )));
     }
+
     // The text is a valid JSON number here, which Rust's float grammar accepts as it is.
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value.abs() <= limit => Ok(value),
-        _ => Err(invalid(format!(
-            "{field} {} is out of range: expected a finite number from -{limit} to {limit}",
-            excerpt(text)
-        ))),
-    }
+    let value = match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value.abs() <= limit => value,
+        _ => {
+            return Err(invalid(format!(
+                "{field} {} is out of range: expected a finite number from -{limit} to {limit}",
+                excerpt(text)
+            )))
+        }
+    };
+    let text = if text.len() <= MAX_NUMBER_TEXT_BYTES {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(serde_json::Value::from(value).to_string())
+    };
+    Ok(Coordinate { value, text })
 }
 
 fn fetched_at<'a>(
@@ -301,12 +327,21 @@ pub(crate) fn excerpt(text: &str) -> String {
     }
 }
 
+impl Coordinate<'_> {
+    fn into_owned(self) -> Coordinate<'static> {
+        Coordinate {
+            value: self.value,
+            text: Cow::Owned(self.text.into_owned()),
+        }
+    }
+}
+
 impl Event<'_> {
     fn into_owned(self) -> Event<'static> {
         Event {
             location: Cow::Owned(self.location.into_owned()),
-            lat: self.lat,
-            lon: self.lon,
+            lat: self.lat.into_owned(),
+            lon: self.lon.into_owned(),
             fetched_at: self.fetched_at.map(|fetched_at| FetchedAt {
                 text: Cow::Owned(fetched_at.text.into_owned()),
                 at: fetched_at.at,
@@ -334,8 +369,9 @@ mod tests {
         let decoded = decode(GOOD).unwrap();
 
         assert_eq!(decoded.event.location, "78729");
-        assert_eq!(decoded.event.lat, 30.4515);
-        assert_eq!(decoded.event.lon, -97.7676);
+        assert_eq!(decoded.event.lat.value, 30.4515);
+        assert_eq!(decoded.event.lat.text, "30.4515");
+        assert_eq!(decoded.event.lon.value, -97.7676);
         assert_eq!(
             decoded.event.fetched_at.as_ref().map(|f| f.text.as_ref()),
             Some("2025-11-20T12:00:00.123456Z")

@@ -19,105 +19,122 @@ pub struct PlannedJob {
 /// microseconds), or `msg-{message_id}` when the event has no valid
 /// `fetched_at`. For example `78729:bw:20251120T120000.123456Z`. The same
 /// event delivered again yields the same ids, and two `fetched_at` texts that
-/// name the same instant yield the same ids.
+/// name the same microsecond yield the same ids.
 pub fn job_id(
     location: &str,
     format: &str,
     fetched_at: Option<Timestamp>,
     message_id: &str,
 ) -> String {
-    let stamp = stamp(fetched_at, message_id);
-    let mut id = String::with_capacity(location.len() + format.len() + stamp.len() + 1);
-    push_id(&mut id, location, format, &stamp);
+    let stamp = Stamp::new(fetched_at, message_id);
+    let mut id = String::with_capacity(location.len() + format.len() + stamp.len() + 2);
+    stamp.push_id(&mut id, location, format);
     id
 }
 
-fn stamp(fetched_at: Option<Timestamp>, message_id: &str) -> String {
-    let mut stamp = String::with_capacity(32);
-    match fetched_at {
-        Some(at) => at.write_compact(&mut stamp),
-        None => {
-            stamp.push_str("msg-");
-            stamp.push_str(message_id);
+/// The last part of an event's job ids.
+enum Stamp<'m> {
+    /// `fetched_at` in the compact UTC form.
+    Time([u8; 23]),
+    /// The queue message id, used when there is no valid `fetched_at`.
+    Message(&'m str),
+}
+
+impl<'m> Stamp<'m> {
+    fn new(fetched_at: Option<Timestamp>, message_id: &'m str) -> Self {
+        match fetched_at {
+            Some(at) => Self::Time(at.compact()),
+            None => Self::Message(message_id),
         }
     }
-    stamp
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Time(bytes) => bytes.len(),
+            Self::Message(id) => "msg-".len() + id.len(),
+        }
+    }
+
+    fn push_id(&self, out: &mut String, location: &str, format: &str) {
+        out.push_str(location);
+        out.push(':');
+        out.push_str(format);
+        out.push(':');
+        match self {
+            Self::Time(bytes) => out.push_str(std::str::from_utf8(bytes).unwrap_or_default()),
+            Self::Message(id) => {
+                out.push_str("msg-");
+                out.push_str(id);
+            }
+        }
+    }
+
+    /// Returns true if ids with this stamp need no JSON escapes.
+    fn is_plain(&self) -> bool {
+        match self {
+            Self::Time(_) => true,
+            Self::Message(id) => is_plain(id),
+        }
+    }
 }
 
-fn push_id(out: &mut String, location: &str, format: &str, stamp: &str) {
-    out.push_str(location);
-    out.push(':');
-    out.push_str(format);
-    out.push(':');
-    out.push_str(stamp);
-}
-
-/// The parts of an event's job bodies that do not depend on the format, built once per event.
+/// Appends one job per format of `event` to `jobs`.
 ///
 /// A body is, in this field order, `{"zip_code", "format_name", "lat", "lon",
 /// "enqueued_at", "job_id"}` followed by `"fetched_at"` and `"traceparent"`
 /// when the event has valid ones.
-pub(crate) struct JobTemplate<'e> {
-    location: &'e str,
-    stamp: String,
-    stamp_is_plain: bool,
-    middle: String,
-    tail: String,
-}
+pub(crate) fn build_jobs<'f>(
+    event: &Event<'_>,
+    formats: impl Iterator<Item = &'f str>,
+    message_id: &str,
+    enqueued_at: &str,
+    jobs: &mut Vec<PlannedJob>,
+) {
+    let stamp = Stamp::new(event.fetched_at.as_ref().map(|f| f.at), message_id);
+    let stamp_is_plain = stamp.is_plain();
+    let fetched_at = event.fetched_at.as_ref().map(|f| f.text.as_ref());
+    let traceparent = event.traceparent.as_deref();
+    let fixed_len = event.location.len()
+        + event.lat.text.len()
+        + event.lon.text.len()
+        + enqueued_at.len()
+        + fetched_at.map_or(0, |text| text.len() + 16)
+        + traceparent.map_or(0, |text| text.len() + 17)
+        + 96;
 
-impl<'e> JobTemplate<'e> {
-    pub fn new(event: &'e Event<'_>, message_id: &str, enqueued_at: &str) -> Self {
-        let mut middle = String::with_capacity(96);
-        middle.push_str(",\"lat\":");
-        push_number(&mut middle, event.lat);
-        middle.push_str(",\"lon\":");
-        push_number(&mut middle, event.lon);
-        middle.push_str(",\"enqueued_at\":");
-        push_plain_string(&mut middle, enqueued_at);
-        middle.push_str(",\"job_id\":");
-
-        let mut tail = String::with_capacity(96);
-        if let Some(fetched_at) = &event.fetched_at {
-            tail.push_str(",\"fetched_at\":");
-            push_plain_string(&mut tail, &fetched_at.text);
-        }
-        if let Some(traceparent) = &event.traceparent {
-            tail.push_str(",\"traceparent\":");
-            push_plain_string(&mut tail, traceparent);
-        }
-        tail.push('}');
-
-        let stamp = stamp(event.fetched_at.as_ref().map(|f| f.at), message_id);
-        Self {
-            location: &event.location,
-            stamp_is_plain: is_plain(&stamp),
-            stamp,
-            middle,
-            tail,
-        }
-    }
-
-    /// Builds the job for one format.
-    pub fn build(&self, format: &str) -> PlannedJob {
+    for format in formats {
         let mut job_id =
-            String::with_capacity(self.location.len() + format.len() + self.stamp.len() + 2);
-        push_id(&mut job_id, self.location, format, &self.stamp);
+            String::with_capacity(event.location.len() + format.len() + stamp.len() + 2);
+        stamp.push_id(&mut job_id, &event.location, format);
 
-        let mut body =
-            String::with_capacity(48 + 2 * job_id.len() + self.middle.len() + self.tail.len());
+        let mut body = String::with_capacity(fixed_len + format.len() + job_id.len());
         body.push_str("{\"zip_code\":");
-        push_plain_string(&mut body, self.location);
+        push_plain_string(&mut body, &event.location);
         body.push_str(",\"format_name\":");
         push_plain_string(&mut body, format);
-        body.push_str(&self.middle);
-        if self.stamp_is_plain {
+        body.push_str(",\"lat\":");
+        body.push_str(&event.lat.text);
+        body.push_str(",\"lon\":");
+        body.push_str(&event.lon.text);
+        body.push_str(",\"enqueued_at\":");
+        push_plain_string(&mut body, enqueued_at);
+        body.push_str(",\"job_id\":");
+        if stamp_is_plain {
             push_plain_string(&mut body, &job_id);
         } else {
             push_escaped_string(&mut body, &job_id);
         }
-        body.push_str(&self.tail);
+        if let Some(text) = fetched_at {
+            body.push_str(",\"fetched_at\":");
+            push_plain_string(&mut body, text);
+        }
+        if let Some(text) = traceparent {
+            body.push_str(",\"traceparent\":");
+            push_plain_string(&mut body, text);
+        }
+        body.push('}');
 
-        PlannedJob { job_id, body }
+        jobs.push(PlannedJob { job_id, body });
     }
 }
 
@@ -141,11 +158,6 @@ fn is_plain(text: &str) -> bool {
         .all(|byte| (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\')
 }
 
-/// Appends a finite number in serde_json's form: the shortest text that reads back the same.
-fn push_number(out: &mut String, value: f64) {
-    out.push_str(&serde_json::Value::from(value).to_string());
-}
-
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -154,7 +166,7 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::event::FetchedAt;
+    use crate::event::{Coordinate, FetchedAt};
 
     /// The body as a derived serializer writes it, to check the hand-written one against.
     #[derive(Serialize)]
@@ -171,6 +183,13 @@ mod tests {
         traceparent: Option<&'a str>,
     }
 
+    fn coordinate(value: f64) -> Coordinate<'static> {
+        Coordinate {
+            value,
+            text: Cow::Owned(serde_json::Value::from(value).to_string()),
+        }
+    }
+
     fn event(
         lat: f64,
         lon: f64,
@@ -179,14 +198,26 @@ mod tests {
     ) -> Event<'static> {
         Event {
             location: Cow::Borrowed("78729"),
-            lat,
-            lon,
+            lat: coordinate(lat),
+            lon: coordinate(lon),
             fetched_at: fetched_at.map(|text| FetchedAt {
                 text: Cow::Owned(text.to_owned()),
                 at: Timestamp::parse_rfc3339(text).unwrap(),
             }),
             traceparent: traceparent.map(|text| Cow::Owned(text.to_owned())),
         }
+    }
+
+    fn build_one(event: &Event<'_>, message_id: &str, enqueued_at: &str) -> PlannedJob {
+        let mut jobs = Vec::new();
+        build_jobs(
+            event,
+            ["bw"].into_iter(),
+            message_id,
+            enqueued_at,
+            &mut jobs,
+        );
+        jobs.remove(0)
     }
 
     proptest! {
@@ -203,7 +234,7 @@ mod tests {
             let event = event(lat, lon, fetched_at, traceparent);
             let enqueued_at = "2025-11-20T12:05:00.000000Z";
 
-            let job = JobTemplate::new(&event, &message_id, enqueued_at).build("bw");
+            let job = build_one(&event, &message_id, enqueued_at);
 
             let reference = Reference {
                 zip_code: "78729",
@@ -234,7 +265,7 @@ mod tests {
     fn message_id_with_quotes_is_escaped() {
         let event = event(1.0, 2.0, None, None);
 
-        let job = JobTemplate::new(&event, "a\"b", "2025-11-20T12:05:00.000000Z").build("bw");
+        let job = build_one(&event, "a\"b", "2025-11-20T12:05:00.000000Z");
 
         let parsed: serde_json::Value = serde_json::from_str(&job.body).unwrap();
         assert_eq!(parsed["job_id"], "78729:bw:msg-a\"b");

@@ -13,7 +13,7 @@ impl fmt::Display for LocationError {
         write!(
             f,
             "invalid location id {:?}: expected 5 digits (US ZIP code) or 2 uppercase letters and 4 to 10 digits (such as MX77400)",
-            self.id
+            crate::event::excerpt(&self.id)
         )
     }
 }

@@ -41,9 +41,11 @@ pub enum DeadLetterCode {
     InvalidLocation,
     /// `lat` or `lon` is missing, not a number, or out of range.
     InvalidCoordinates,
+    /// The message reuses the id of another message of its batch with another body.
+    DuplicateMessageId,
     /// The queue rejected the send batch permanently, for example for its size.
     SendRejected,
-    /// One event's jobs exceed the limits of a single send batch.
+    /// One event's jobs exceed the limits of a single send batch or queue message.
     JobsTooLarge,
     /// The message failed on every delivery until `max_retries` ran out.
     ///
@@ -53,11 +55,12 @@ pub enum DeadLetterCode {
 
 impl DeadLetterCode {
     /// Every code, for tools that list or filter them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::InvalidBody,
         Self::BodyTooLarge,
         Self::InvalidLocation,
         Self::InvalidCoordinates,
+        Self::DuplicateMessageId,
         Self::SendRejected,
         Self::JobsTooLarge,
         Self::RetriesExhausted,
@@ -70,6 +73,7 @@ impl DeadLetterCode {
             Self::BodyTooLarge => "body_too_large",
             Self::InvalidLocation => "invalid_location",
             Self::InvalidCoordinates => "invalid_coordinates",
+            Self::DuplicateMessageId => "duplicate_message_id",
             Self::SendRejected => "send_rejected",
             Self::JobsTooLarge => "jobs_too_large",
             Self::RetriesExhausted => "retries_exhausted",

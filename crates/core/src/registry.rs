@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The maximum number of formats a registry may hold, so that one event's jobs always fit
-/// into one send batch.
+/// The maximum number of formats in a registry, so that one event's jobs fit into one
+/// send batch of at most 100 messages.
 pub const MAX_FORMATS: usize = 100;
 
 /// The maximum length of a format name, in bytes.

@@ -7,11 +7,18 @@ use std::fmt;
 const MICROS_PER_SEC: i64 = 1_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 
+/// 0001-01-01T00:00:00Z, the first instant [`Timestamp::parse_rfc3339`] accepts.
+const MIN_UNIX_MICROS: i64 = -62_135_596_800_000_000;
+
+/// 9999-12-31T23:59:59.999999Z, the last instant [`Timestamp::parse_rfc3339`] accepts.
+const MAX_UNIX_MICROS: i64 = 253_402_300_799_999_999;
+
 /// A UTC instant with microsecond precision.
 ///
 /// Its `Display` form is RFC 3339 with six fraction digits and a `Z`, for
 /// example `2025-11-20T12:00:00.123456Z`, which is the form Python's
-/// `datetime.isoformat() + "Z"` produces when the fraction is not zero.
+/// `datetime.isoformat() + "Z"` produces when the fraction is not zero. That
+/// form is RFC 3339 only for years 1 to 9999, the range of Python's `datetime`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
     unix_micros: i64,
@@ -37,7 +44,8 @@ impl Timestamp {
     ///
     /// The date and time are separated by `T` or `t`; the zone is `Z`, `z` or
     /// `±HH:MM`. The fraction has 1 to 9 digits, and digits past the sixth are
-    /// truncated. Leap seconds (`:60`) are rejected.
+    /// truncated. Leap seconds (`:60`) and instants outside the years 1 to 9999
+    /// in UTC are rejected.
     ///
     /// # Errors
     ///
@@ -70,50 +78,67 @@ impl Timestamp {
 
         let days = days_from_civil(year, month, day);
         let secs = days * SECS_PER_DAY + hour * 3_600 + minute * 60 + second - offset_secs;
-        Some(Self::from_unix_micros(
-            secs * MICROS_PER_SEC + fraction_micros,
-        ))
+        let unix_micros = secs * MICROS_PER_SEC + fraction_micros;
+        (MIN_UNIX_MICROS..=MAX_UNIX_MICROS)
+            .contains(&unix_micros)
+            .then_some(Self::from_unix_micros(unix_micros))
     }
 
-    /// Writes the compact form used inside job ids, for example `20251120T120000.123456Z`.
-    pub(crate) fn write_compact(self, out: &mut String) {
-        let (year, month, day, hour, minute, second, micros) = self.to_civil();
-        push_padded(out, year, 4);
-        push_padded(out, month, 2);
-        push_padded(out, day, 2);
-        out.push('T');
-        push_padded(out, hour, 2);
-        push_padded(out, minute, 2);
-        push_padded(out, second, 2);
-        out.push('.');
-        push_padded(out, micros, 6);
-        out.push('Z');
+    /// Returns the compact form used inside job ids, for example `20251120T120000.123456Z`.
+    pub(crate) fn compact(self) -> [u8; 23] {
+        let civil = self.to_civil();
+        let mut out = *b"00000000T000000.000000Z";
+        write_digits(&mut out[0..4], civil.year);
+        write_digits(&mut out[4..6], civil.month);
+        write_digits(&mut out[6..8], civil.day);
+        write_digits(&mut out[9..11], civil.hour);
+        write_digits(&mut out[11..13], civil.minute);
+        write_digits(&mut out[13..15], civil.second);
+        write_digits(&mut out[16..22], civil.micros);
+        out
     }
 
-    fn to_civil(self) -> (i64, i64, i64, i64, i64, i64, i64) {
+    fn to_civil(self) -> Civil {
         let secs = self.unix_micros.div_euclid(MICROS_PER_SEC);
-        let micros = self.unix_micros.rem_euclid(MICROS_PER_SEC);
         let days = secs.div_euclid(SECS_PER_DAY);
         let secs_of_day = secs.rem_euclid(SECS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
-        (
+        Civil {
             year,
             month,
             day,
-            secs_of_day / 3_600,
-            secs_of_day % 3_600 / 60,
-            secs_of_day % 60,
-            micros,
-        )
+            hour: secs_of_day / 3_600,
+            minute: secs_of_day % 3_600 / 60,
+            second: secs_of_day % 60,
+            micros: self.unix_micros.rem_euclid(MICROS_PER_SEC),
+        }
     }
+}
+
+/// A UTC instant split into calendar fields.
+struct Civil {
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    minute: i64,
+    second: i64,
+    micros: i64,
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (year, month, day, hour, minute, second, micros) = self.to_civil();
+        let civil = self.to_civil();
         write!(
             f,
-            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micros:06}Z"
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            civil.year,
+            civil.month,
+            civil.day,
+            civil.hour,
+            civil.minute,
+            civil.second,
+            civil.micros
         )
     }
 }
@@ -212,14 +237,13 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-fn push_padded(out: &mut String, value: i64, width: usize) {
-    let mut digits = [b'0'; 6];
-    let mut rest = value.rem_euclid(1_000_000);
-    for digit in digits[..width].iter_mut().rev() {
+/// Writes `value` as decimal digits filling `out`, keeping its lowest digits.
+fn write_digits(out: &mut [u8], value: i64) {
+    let mut rest = value.rem_euclid(10_i64.pow(out.len() as u32));
+    for digit in out.iter_mut().rev() {
         *digit = b'0' + (rest % 10) as u8;
         rest /= 10;
     }
-    out.push_str(std::str::from_utf8(&digits[..width]).unwrap_or("0"));
 }
 
 #[cfg(test)]
@@ -238,6 +262,8 @@ mod tests {
             ("2025-11-20T07:00:00-05:00", 1_763_640_000_000_000),
             ("2025-11-20T13:30:00+01:30", 1_763_640_000_000_000),
             ("2024-02-29T00:00:00Z", 1_709_164_800_000_000),
+            ("0001-01-01T00:00:00Z", MIN_UNIX_MICROS),
+            ("9999-12-31T23:59:59.999999Z", MAX_UNIX_MICROS),
         ];
 
         for (text, micros) in cases {
@@ -262,6 +288,9 @@ mod tests {
             "2025-11-20T12:00:60Z",
             "2025-11-20T12:00:00.Z",
             "2025-11-20T12:00:00.1234567890Z",
+            "0000-12-31T23:59:59Z",
+            "0001-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
             "2025-11-20T12:00:00+0500",
             "2025-11-20T12:00:00+24:00",
             "yesterday at noon, roughly",
@@ -289,11 +318,9 @@ mod tests {
 
     #[test]
     fn compact_form_matches_display() {
-        let mut compact = String::new();
+        let compact = Timestamp::from_unix_micros(1_763_640_000_123_456).compact();
 
-        Timestamp::from_unix_micros(1_763_640_000_123_456).write_compact(&mut compact);
-
-        assert_eq!(compact, "20251120T120000.123456Z");
+        assert_eq!(&compact, b"20251120T120000.123456Z");
     }
 
     #[test]
