@@ -2,9 +2,7 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
-
+use crate::fields::read_fields;
 use crate::location::is_location;
 use crate::outcome::DeadLetterCode;
 use crate::report::WarningCode;
@@ -28,9 +26,6 @@ pub(crate) struct Coordinate<'a> {
     pub text: Cow<'a, str>,
 }
 
-/// The longest number text a job repeats as it came; a longer one is written in its shortest form.
-const MAX_NUMBER_TEXT_BYTES: usize = 32;
-
 /// A valid `fetched_at`: the text as the fetcher sent it, and the instant it names.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct FetchedAt<'a> {
@@ -50,28 +45,6 @@ pub(crate) struct Rejection {
 pub(crate) struct Decoded<'a> {
     pub event: Event<'a>,
     pub warnings: Vec<(WarningCode, String)>,
-}
-
-/// The fields the dispatcher reads; all others are ignored.
-#[derive(Deserialize)]
-struct RawEvent<'a> {
-    #[serde(borrow, default, deserialize_with = "raw_field")]
-    zip_code: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw_field")]
-    lat: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw_field")]
-    lon: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw_field")]
-    fetched_at: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw_field")]
-    traceparent: Option<&'a RawValue>,
-}
-
-/// Keeps a field's raw text even when it is `null`, so that `null` and a missing field differ.
-fn raw_field<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// Decodes and validates one message body.
@@ -127,13 +100,12 @@ fn decode_string_body(body: &str) -> Result<Decoded<'static>, Rejection> {
 }
 
 fn decode_object(text: &str) -> Result<Decoded<'_>, Rejection> {
-    let raw: RawEvent<'_> =
-        serde_json::from_str(text).map_err(|error| invalid_json(text, &error))?;
+    let raw = read_fields(text).map_err(|error| invalid_json(text, &error))?;
     let mut warnings = Vec::new();
 
     let location = location(raw.zip_code)?;
-    let lat = coordinate("lat", raw.lat, 90.0)?;
-    let lon = coordinate("lon", raw.lon, 180.0)?;
+    let lat = coordinate("lat", raw.lat, 90)?;
+    let lon = coordinate("lon", raw.lon, 180)?;
     let fetched_at = fetched_at(raw.fetched_at, &mut warnings);
     let traceparent = traceparent(raw.traceparent, &mut warnings);
 
@@ -149,39 +121,38 @@ fn decode_object(text: &str) -> Result<Decoded<'_>, Rejection> {
     })
 }
 
-fn location(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
+fn location(raw: Option<&str>) -> Result<Cow<'_, str>, Rejection> {
     let invalid = |reason: String| Rejection {
         code: DeadLetterCode::InvalidLocation,
         reason,
     };
     let raw = raw.ok_or_else(|| invalid("missing field zip_code".to_owned()))?;
 
-    if !raw.get().starts_with('"') {
+    if !raw.starts_with('"') {
         return Err(invalid(format!(
             "zip_code must be a JSON string such as \"02134\", found {} (a number cannot keep leading zeros)",
-            excerpt(raw.get())
+            excerpt(raw)
         )));
     }
     match json_string(raw) {
         Some(id) if is_location(&id) => Ok(id),
         _ => Err(invalid(format!(
             "zip_code {} is not a location id: expected 5 digits or 2 uppercase letters and 4 to 10 digits",
-            excerpt(raw.get())
+            excerpt(raw)
         ))),
     }
 }
 
 fn coordinate<'a>(
     field: &str,
-    raw: Option<&'a RawValue>,
-    limit: f64,
+    raw: Option<&'a str>,
+    limit: u32,
 ) -> Result<Coordinate<'a>, Rejection> {
     let invalid = |reason: String| Rejection {
         code: DeadLetterCode::InvalidCoordinates,
         reason,
     };
-    let raw = raw.ok_or_else(|| invalid(format!("missing field {field}")))?;
-    let text = raw.get();
+    let text = raw.ok_or_else(|| invalid(format!("missing field {field}")))?;
 
     if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         return Err(invalid(format!(
@@ -192,7 +163,7 @@ fn coordinate<'a>(
 
     // The text is a valid JSON number here, which Rust's float grammar accepts as it is.
     let value = match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value.abs() <= limit => value,
+        Ok(value) if value.is_finite() && value.abs() <= f64::from(limit) => value,
         _ => {
             return Err(invalid(format!(
                 "{field} {} is out of range: expected a finite number from -{limit} to {limit}",
@@ -200,19 +171,17 @@ fn coordinate<'a>(
             )))
         }
     };
-    let text = if text.len() <= MAX_NUMBER_TEXT_BYTES {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(serde_json::Value::from(value).to_string())
-    };
-    Ok(Coordinate { value, text })
+    Ok(Coordinate {
+        value,
+        text: Cow::Borrowed(text),
+    })
 }
 
 fn fetched_at<'a>(
-    raw: Option<&'a RawValue>,
+    raw: Option<&'a str>,
     warnings: &mut Vec<(WarningCode, String)>,
 ) -> Option<FetchedAt<'a>> {
-    let raw = raw.filter(|raw| raw.get() != "null")?;
+    let raw = raw.filter(|raw| *raw != "null")?;
     let parsed = json_string(raw)
         .and_then(|text| Timestamp::parse_rfc3339(&text).map(|at| FetchedAt { text, at }));
 
@@ -221,7 +190,7 @@ fn fetched_at<'a>(
             WarningCode::InvalidFetchedAt,
             format!(
                 "fetched_at {} is not an RFC 3339 timestamp; job ids use the message id instead",
-                excerpt(raw.get())
+                excerpt(raw)
             ),
         ));
     }
@@ -229,10 +198,10 @@ fn fetched_at<'a>(
 }
 
 fn traceparent<'a>(
-    raw: Option<&'a RawValue>,
+    raw: Option<&'a str>,
     warnings: &mut Vec<(WarningCode, String)>,
 ) -> Option<Cow<'a, str>> {
-    let raw = raw.filter(|raw| raw.get() != "null")?;
+    let raw = raw.filter(|raw| *raw != "null")?;
     let parsed = json_string(raw).filter(|text| is_traceparent(text));
 
     if parsed.is_none() {
@@ -240,7 +209,7 @@ fn traceparent<'a>(
             WarningCode::InvalidTraceparent,
             format!(
                 "traceparent {} is not a W3C traceparent; dropped it",
-                excerpt(raw.get())
+                excerpt(raw)
             ),
         ));
     }
@@ -272,8 +241,7 @@ fn is_traceparent(text: &str) -> bool {
 }
 
 /// Returns the content of a raw JSON string, borrowed when it has no escapes.
-fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn json_string(text: &str) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }

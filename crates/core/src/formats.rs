@@ -1,6 +1,9 @@
 //! Resolution of a `formats:{location}` KV value into the formats to render.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
 use crate::event::excerpt;
 use crate::registry::{Format, Registry};
@@ -38,38 +41,32 @@ pub(crate) fn resolve(registry: &Registry, key: &str, value: Option<&str>) -> Re
         )));
     }
 
-    match serde_json::from_str::<Value>(value) {
-        Ok(Value::Array(items)) if items.is_empty() => default_only(Some((
+    match serde_json::from_str::<Vec<&RawValue>>(value) {
+        Ok(items) if items.is_empty() => default_only(Some((
             WarningCode::EmptyFormats,
             format!("{key} is an empty array; using the default format {default_name}"),
         ))),
-        Ok(Value::Array(items)) => resolve_array(registry, key, &items),
-        Ok(other) => default_only(Some((
-            WarningCode::InvalidFormats,
-            format!(
-                "{key} is a JSON {}, not an array of format names; using the default format {default_name}",
-                json_kind(&other)
-            ),
-        ))),
+        Ok(items) => resolve_array(registry, key, &items),
         Err(_) => default_only(Some((
             WarningCode::InvalidFormats,
             format!(
-                "{key} is not valid JSON ({} bytes); using the default format {default_name}",
-                value.len()
+                "{key} is {}, not an array of format names; using the default format {default_name}",
+                describe(value)
             ),
         ))),
     }
 }
 
-fn resolve_array(registry: &Registry, key: &str, items: &[Value]) -> Resolution {
+fn resolve_array(registry: &Registry, key: &str, items: &[&RawValue]) -> Resolution {
     let mut positions = vec![0];
     let mut skipped = Vec::new();
 
     for item in items {
-        match item.as_str().and_then(|name| registry.position(name)) {
+        let name = serde_json::from_str::<Cow<'_, str>>(item.get()).ok();
+        match name.and_then(|name| registry.position(&name)) {
             Some(position) if !positions.contains(&position) => positions.push(position),
             Some(_) => {}
-            None => skipped.push(excerpt(&item.to_string())),
+            None => skipped.push(excerpt(item.get())),
         }
     }
 
@@ -96,15 +93,20 @@ fn list_excerpt(values: &[String]) -> String {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// Describes a value that is not a JSON array by its JSON type, without showing it,
+/// because KV values stay out of logs.
+fn describe(value: &str) -> String {
+    if serde_json::from_str::<IgnoredAny>(value).is_err() {
+        return format!("not valid JSON ({} bytes)", value.len());
     }
+    let kind = match value.trim_start().as_bytes().first() {
+        Some(b'"') => "a JSON string",
+        Some(b'{') => "a JSON object",
+        Some(b't' | b'f') => "a JSON boolean",
+        Some(b'n') => "JSON null",
+        _ => "a JSON number",
+    };
+    kind.to_owned()
 }
 
 /// Resolves a `formats:` KV value into formats, default first, and the warning it raises.
@@ -130,7 +132,7 @@ pub fn resolve_formats<'r>(
 pub fn encode_formats(names: &[&str]) -> String {
     let quoted: Vec<String> = names
         .iter()
-        .map(|name| Value::from(*name).to_string())
+        .map(|name| serde_json::to_string(name).unwrap_or_default())
         .collect();
     format!("[{}]", quoted.join(", "))
 }

@@ -150,7 +150,7 @@ fn push_plain_string(out: &mut String, text: &str) {
 }
 
 fn push_escaped_string(out: &mut String, text: &str) {
-    out.push_str(&serde_json::Value::from(text).to_string());
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
 }
 
 fn is_plain(text: &str) -> bool {

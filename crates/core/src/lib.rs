@@ -45,6 +45,7 @@
 mod batch;
 mod config;
 mod event;
+mod fields;
 mod formats;
 mod job;
 mod location;
@@ -60,7 +61,9 @@ pub use formats::{encode_formats, resolve_formats};
 pub use job::{job_id, PlannedJob};
 pub use location::{kv_key, validate_location, LocationError};
 pub use message::Message;
-pub use outcome::{dead_letter_record, DeadLetterCode, Outcome, RetryPolicy};
+pub use outcome::{
+    dead_letter_record, DeadLetterCode, Outcome, RetryPolicy, MAX_RECORD_BODY_BYTES,
+};
 pub use registry::{Format, Registry, RegistryError, MAX_FORMATS, MAX_FORMAT_NAME_BYTES};
 pub use report::{BatchReport, Warning, WarningCode};
 pub use time::Timestamp;

@@ -139,6 +139,10 @@ pub(crate) fn jitter(seed: u64, index: usize) -> f64 {
     (z >> 11) as f64 / (1_u64 << 53) as f64
 }
 
+/// The largest body a dead-letter record repeats whole, in bytes; the record must stay
+/// under the 128,000-byte queue message limit.
+pub const MAX_RECORD_BODY_BYTES: usize = 100_000;
+
 #[derive(Serialize)]
 struct DeadLetterRecord<'a> {
     message_id: &'a str,
@@ -147,26 +151,35 @@ struct DeadLetterRecord<'a> {
     attempts: u32,
     dead_lettered_at: String,
     body: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_bytes: Option<usize>,
 }
 
 /// Encodes the message that both runtimes put on the dead-letter queue.
 ///
 /// It is a JSON object with `message_id`, `code`, `reason`, `attempts`,
 /// `dead_lettered_at` and `body`, the original body text unchanged, so that a
-/// replay can send it again as it came.
+/// replay can send it again as it came. A body over [`MAX_RECORD_BODY_BYTES`]
+/// is cut to that size at a character boundary, and `body_bytes` then gives
+/// its full size.
 pub fn dead_letter_record(
     message: &Message<'_>,
     code: DeadLetterCode,
     reason: &str,
     now: Timestamp,
 ) -> String {
+    let mut cut = message.body.len().min(MAX_RECORD_BODY_BYTES);
+    while !message.body.is_char_boundary(cut) {
+        cut -= 1;
+    }
     let record = DeadLetterRecord {
         message_id: message.id,
         code,
         reason,
         attempts: message.attempts,
         dead_lettered_at: now.to_string(),
-        body: message.body,
+        body: &message.body[..cut],
+        body_bytes: (cut < message.body.len()).then_some(message.body.len()),
     };
     serde_json::to_string(&record).unwrap_or_default()
 }
@@ -224,6 +237,32 @@ mod tests {
             assert_eq!(DeadLetterCode::parse(code.as_str()), Some(code));
         }
         assert_eq!(DeadLetterCode::parse("bogus"), None);
+    }
+
+    #[test]
+    fn dead_letter_record_cuts_huge_body() {
+        let body = "é".repeat(MAX_RECORD_BODY_BYTES);
+        let message = Message {
+            id: "m1",
+            attempts: 1,
+            body: &body,
+            timestamp: Timestamp::from_unix_micros(0),
+        };
+
+        let record = dead_letter_record(
+            &message,
+            DeadLetterCode::BodyTooLarge,
+            "too large",
+            Timestamp::from_unix_micros(0),
+        );
+
+        let parsed: serde_json::Value = serde_json::from_str(&record).unwrap();
+        assert_eq!(
+            parsed["body"].as_str().map(str::len),
+            Some(MAX_RECORD_BODY_BYTES)
+        );
+        assert_eq!(parsed["body_bytes"], 2 * MAX_RECORD_BODY_BYTES);
+        assert!(record.len() < 128_000);
     }
 
     #[test]

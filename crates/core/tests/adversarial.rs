@@ -216,7 +216,8 @@ fn deep_nesting_is_rejected_without_overflow() {
     let (code, _) = dead_letter(&rejected.settlement.outcomes[0]);
     assert_eq!(code, DeadLetterCode::InvalidBody);
     assert_eq!(defaulted.jobs.len(), 1);
-    assert_eq!(defaulted.settlement.warnings[0].code, "invalid_formats");
+    assert_eq!(defaulted.settlement.warnings.len(), 1);
+    assert!(defaulted.settlement.warnings[0].detail.len() < 1_000);
 }
 
 #[test]
