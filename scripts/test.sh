@@ -15,4 +15,4 @@ cargo test --locked
 
 echo "test: Worker in workerd"
 bash scripts/build-worker.sh
-node --test tests/worker/
+node --test --test-concurrency=1 tests/worker/
