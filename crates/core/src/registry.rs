@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The maximum number of formats in a registry, so that one event's jobs fit into one
 /// send batch of at most 100 messages.
@@ -145,7 +146,7 @@ impl Registry {
     ///
     /// Returns a [`RegistryError`] that names the offending entry by position and name.
     pub fn from_json(document: &str) -> Result<Self, RegistryError> {
-        let entries: Vec<serde_json::Value> = serde_json::from_str(document)
+        let entries: Vec<&RawValue> = serde_json::from_str(document)
             .map_err(|error| RegistryError::Syntax(error.to_string()))?;
         if entries.is_empty() {
             return Err(RegistryError::Empty);
@@ -156,11 +157,10 @@ impl Registry {
 
         let mut formats: Vec<Format> = Vec::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
-            let name = entry
-                .get("name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let name = serde_json::from_str::<NameOnly>(entry.get())
+                .ok()
+                .and_then(|entry| entry.name)
+                .unwrap_or_default();
             let invalid = |problem: String| RegistryError::Entry {
                 index,
                 name: name.clone(),
@@ -168,7 +168,7 @@ impl Registry {
             };
 
             let format: Format =
-                serde_json::from_value(entry).map_err(|error| invalid(error.to_string()))?;
+                serde_json::from_str(entry.get()).map_err(|error| invalid(error.to_string()))?;
             check_format(&format).map_err(invalid)?;
             if formats.iter().any(|known| known.name == format.name) {
                 return Err(invalid("duplicate name".to_owned()));
@@ -204,6 +204,12 @@ impl Default for Registry {
     fn default() -> Self {
         Self::builtin()
     }
+}
+
+/// The name of a registry entry, read apart so that errors can name an invalid entry.
+#[derive(Deserialize)]
+struct NameOnly {
+    name: Option<String>,
 }
 
 fn check_format(format: &Format) -> Result<(), String> {
