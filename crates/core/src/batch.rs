@@ -247,7 +247,11 @@ impl<'a> Batch<'a> {
         self.warn_kv(&resolutions);
 
         let enqueued_at = now.to_string();
-        let mut packer = Packer::default();
+        // Most events have one or two formats, so twice the events is a fair first capacity.
+        let mut packer = Packer {
+            capacity_hint: (2 * self.events.len()).min(MAX_SEND_BATCH_MESSAGES),
+            ..Packer::default()
+        };
         let mut jobs = Vec::new();
         let states = self
             .events
@@ -348,6 +352,7 @@ enum EventState {
 struct Packer {
     batches: Vec<SendBatch>,
     current_bytes: usize,
+    capacity_hint: usize,
 }
 
 impl Packer {
@@ -357,7 +362,7 @@ impl Packer {
         if let Some(job) = jobs.iter().find(|job| job.body.len() > MAX_BODY_BYTES) {
             let reason = format!(
                 "job {} is {} bytes, more than the {MAX_BODY_BYTES} bytes a queue message may have",
-                excerpt(&job.job_id),
+                excerpt(job.job_id()),
                 job.body.len()
             );
             jobs.clear();
@@ -377,7 +382,9 @@ impl Packer {
                 && self.current_bytes + bytes <= MAX_SEND_BATCH_BYTES
         });
         if !fits {
-            self.batches.push(SendBatch::default());
+            self.batches.push(SendBatch {
+                jobs: Vec::with_capacity(self.capacity_hint),
+            });
             self.current_bytes = 0;
         }
 
@@ -539,10 +546,7 @@ mod tests {
     use super::*;
 
     fn job(bytes: usize) -> PlannedJob {
-        PlannedJob {
-            job_id: String::new(),
-            body: "x".repeat(bytes - SEND_METADATA_BYTES),
-        }
+        PlannedJob::with_body("x".repeat(bytes - SEND_METADATA_BYTES))
     }
 
     #[test]

@@ -161,10 +161,13 @@ fn coordinate<'a>(
         )));
     }
 
-    // serde_json's float parser rather than `str::parse`, because the Worker already
-    // links it and the standard one adds about 14 KB of gzipped wasm. Values past
-    // f64's range are an error here, like non-finite ones.
-    let value = match serde_json::from_str::<f64>(text) {
+    // serde_json's float parser rather than `str::parse` for the slow path, because
+    // the Worker already links it and the standard one adds about 14 KB of gzipped
+    // wasm. Values past f64's range are an error there, like non-finite ones.
+    let parsed = parse_short_decimal(text)
+        .ok_or(())
+        .or_else(|()| serde_json::from_str::<f64>(text).map_err(|_| ()));
+    let value = match parsed {
         Ok(value) if value.is_finite() && value.abs() <= f64::from(limit) => value,
         _ => {
             return Err(invalid(format!(
@@ -177,6 +180,51 @@ fn coordinate<'a>(
         value,
         text: Cow::Borrowed(text),
     })
+}
+
+/// Parses a JSON number of at most 15 significant digits and at most 22 fraction digits,
+/// with no exponent, such as `-97.7676`, or returns `None`.
+///
+/// Such a number is an integer below 2^53 divided by a power of ten up to 10^22, both
+/// exact in f64, so one division gives the correctly rounded value (Clinger's fast path).
+fn parse_short_decimal(text: &str) -> Option<f64> {
+    const POWERS_OF_TEN: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    if digits.len() > 1 && digits[0] == b'0' && digits[1] != b'.' {
+        return None;
+    }
+
+    let mut mantissa = 0_u64;
+    let mut significant = 0_usize;
+    let mut fraction_digits = None;
+    for &byte in digits {
+        match byte {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                significant += 1;
+                fraction_digits = fraction_digits.map(|count: usize| count + 1);
+            }
+            b'.' if fraction_digits.is_none() && significant > 0 => fraction_digits = Some(0),
+            _ => return None,
+        }
+        if significant > 15 {
+            return None;
+        }
+    }
+    if significant == 0 || fraction_digits == Some(0) {
+        return None;
+    }
+
+    let value = mantissa as f64 / POWERS_OF_TEN[fraction_digits.unwrap_or(0)];
+    Some(if negative { -value } else { value })
 }
 
 fn fetched_at<'a>(
@@ -544,6 +592,68 @@ mod tests {
 
             assert_eq!(decoded.event.traceparent, None, "{traceparent}");
             assert_eq!(decoded.warnings[0].0, WarningCode::InvalidTraceparent);
+        }
+    }
+
+    #[test]
+    fn short_decimals_parse_like_serde_json() {
+        let cases = [
+            "0",
+            "-0",
+            "30.4515",
+            "-97.7676",
+            "90",
+            "-180.0",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "1.23456789012345",
+            "-0.00000000000001",
+            "18.1967",
+            "-66.7367",
+            "64.8378",
+        ];
+
+        for text in cases {
+            let fast = parse_short_decimal(text);
+
+            assert_eq!(
+                fast.map(f64::to_bits),
+                text.parse::<f64>().ok().map(f64::to_bits),
+                "{text}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_decimal_is_correctly_rounded(text in "-?(0|[1-9][0-9]{0,8})(\\.[0-9]{1,12})?") {
+            let fast = parse_short_decimal(&text);
+            let exact = text.parse::<f64>().ok();
+
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(Some(fast.to_bits()), exact.map(f64::to_bits), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn other_numbers_take_the_slow_path() {
+        let cases = [
+            "1e5",
+            "1.5E-3",
+            "1234567890123456",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "",
+            "1.2.3",
+            "+1",
+        ];
+
+        for text in cases {
+            assert_eq!(parse_short_decimal(text), None, "{text}");
         }
     }
 

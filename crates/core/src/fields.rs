@@ -155,13 +155,15 @@ impl Scanner<'_> {
     fn string(&mut self) -> Option<std::ops::Range<usize>> {
         let start = self.at;
         self.expect(b'"')?;
-        loop {
-            match self.next()? {
-                b'"' => return Some(start..self.at),
-                b'\\' | 0x00..=0x1f => return None,
-                _ => {}
-            }
+        let rest = self.bytes.get(self.at..)?;
+        let end = rest
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+        if rest[end] != b'"' {
+            return None;
         }
+        self.at += end + 1;
+        Some(start..self.at)
     }
 
     fn value(&mut self) -> Option<()> {

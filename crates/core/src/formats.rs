@@ -13,7 +13,7 @@ use crate::report::WarningCode;
 /// and the warning the value raised, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Resolution {
-    pub positions: Vec<usize>,
+    pub positions: Cow<'static, [usize]>,
     pub warning: Option<(WarningCode, String)>,
 }
 
@@ -26,7 +26,7 @@ pub(crate) struct Resolution {
 /// - Anything else: the default only, with a warning. A JSON string is never split.
 pub(crate) fn resolve(registry: &Registry, key: &str, value: Option<&str>) -> Resolution {
     let default_only = |warning: Option<(WarningCode, String)>| Resolution {
-        positions: vec![0],
+        positions: Cow::Borrowed(&[0]),
         warning,
     };
     let default_name = &registry.default_format().name;
@@ -80,7 +80,10 @@ fn resolve_array(registry: &Registry, key: &str, items: &[&RawValue]) -> Resolut
             ),
         )
     });
-    Resolution { positions, warning }
+    Resolution {
+        positions: Cow::Owned(positions),
+        warning,
+    }
 }
 
 fn list_excerpt(values: &[String]) -> String {

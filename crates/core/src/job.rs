@@ -3,13 +3,40 @@
 use crate::event::Event;
 use crate::time::Timestamp;
 
-/// One job ready to send: its id, also found in the body, and the JSON body.
+/// One job ready to send: its JSON body and its id, which the body also contains.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedJob {
-    /// Deterministic id; see [`job_id`](crate::job_id) for its form.
-    pub job_id: String,
     /// JSON body of the `landscape-jobs` message.
     pub body: String,
+    id: JobId,
+}
+
+/// Where a job's id is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum JobId {
+    /// In the body, unescaped, at this byte range; this saves one allocation per job.
+    InBody(std::ops::Range<usize>),
+    /// On its own, because the body holds it with JSON escapes.
+    Owned(String),
+}
+
+impl PlannedJob {
+    /// Creates a job with an empty id, for tests of packing.
+    #[cfg(test)]
+    pub(crate) fn with_body(body: String) -> Self {
+        Self {
+            body,
+            id: JobId::Owned(String::new()),
+        }
+    }
+
+    /// Returns the deterministic id; see [`job_id`](crate::job_id) for its form.
+    pub fn job_id(&self) -> &str {
+        match &self.id {
+            JobId::InBody(range) => self.body.get(range.clone()).unwrap_or_default(),
+            JobId::Owned(id) => id,
+        }
+    }
 }
 
 /// Returns the deterministic id of the job for `location` and `format`.
@@ -103,11 +130,8 @@ pub(crate) fn build_jobs<'f>(
         + 96;
 
     for format in formats {
-        let mut job_id =
-            String::with_capacity(event.location.len() + format.len() + stamp.len() + 2);
-        stamp.push_id(&mut job_id, &event.location, format);
-
-        let mut body = String::with_capacity(fixed_len + format.len() + job_id.len());
+        let id_len = event.location.len() + format.len() + stamp.len() + 2;
+        let mut body = String::with_capacity(fixed_len + format.len() + id_len);
         body.push_str("{\"zip_code\":");
         push_plain_string(&mut body, &event.location);
         body.push_str(",\"format_name\":");
@@ -119,11 +143,19 @@ pub(crate) fn build_jobs<'f>(
         body.push_str(",\"enqueued_at\":");
         push_plain_string(&mut body, enqueued_at);
         body.push_str(",\"job_id\":");
-        if stamp_is_plain {
-            push_plain_string(&mut body, &job_id);
+        let id = if stamp_is_plain {
+            body.push('"');
+            let start = body.len();
+            stamp.push_id(&mut body, &event.location, format);
+            let range = start..body.len();
+            body.push('"');
+            JobId::InBody(range)
         } else {
-            push_escaped_string(&mut body, &job_id);
-        }
+            let mut id = String::with_capacity(id_len);
+            stamp.push_id(&mut id, &event.location, format);
+            push_escaped_string(&mut body, &id);
+            JobId::Owned(id)
+        };
         if let Some(text) = fetched_at {
             body.push_str(",\"fetched_at\":");
             push_plain_string(&mut body, text);
@@ -134,7 +166,7 @@ pub(crate) fn build_jobs<'f>(
         }
         body.push('}');
 
-        jobs.push(PlannedJob { job_id, body });
+        jobs.push(PlannedJob { body, id });
     }
 }
 

@@ -41,7 +41,7 @@ fn run_with_ids(messages: &[(&str, &str)], kv: KvRead<'_>) -> Run {
     let results = vec![SendResult::Sent; plan.send_batches().len()];
 
     Run {
-        job_ids: plan.jobs().map(|job| job.job_id.clone()).collect(),
+        job_ids: plan.jobs().map(|job| job.job_id().to_owned()).collect(),
         jobs: plan
             .jobs()
             .map(|job| serde_json::from_str(&job.body).unwrap())

@@ -170,8 +170,8 @@ proptest! {
             prop_assert!(batch.jobs.len() <= MAX_SEND_BATCH_MESSAGES);
             prop_assert!(batch.size_bytes() <= MAX_SEND_BATCH_BYTES);
             for job in &batch.jobs {
-                prop_assert!(ids.insert(job.job_id.clone()), "duplicate job {}", job.job_id);
-                let mut parts = job.job_id.splitn(3, ':');
+                prop_assert!(ids.insert(job.job_id().to_owned()), "duplicate job {}", job.job_id());
+                let mut parts = job.job_id().splitn(3, ':');
                 let event = format!("{}:{}", parts.next().unwrap_or(""), parts.nth(1).unwrap_or(""));
                 let first = *batch_of_event.entry(event.clone()).or_insert(index);
                 prop_assert_eq!(first, index, "event {} split across batches", event);

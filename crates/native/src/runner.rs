@@ -427,7 +427,7 @@ fn send_all(
         let jobs = send_batch
             .jobs
             .iter()
-            .map(|job| (job.job_id.as_str(), job.body.as_str()));
+            .map(|job| (job.job_id(), job.body.as_str()));
         let new_jobs = commit.send_jobs(jobs_queue, jobs, now.unix_micros())?;
         outcome.new_jobs += new_jobs as u64;
         outcome.duplicate_jobs += (send_batch.jobs.len() - new_jobs) as u64;

@@ -39,7 +39,7 @@ pub async fn send_jobs(queue: &Result<JsQueue, String>, batch: &SendBatch) -> Se
             Ok(request) => {
                 requests.push(&request);
             }
-            Err(error) => return permanent(format!("job {} is not JSON: {error}", job.job_id)),
+            Err(error) => return permanent(format!("job {} is not JSON: {error}", job.job_id())),
         }
     }
 
