@@ -21,7 +21,7 @@ use crate::{
 /// A hash map keyed by short location ids.
 ///
 /// FNV-1a is several times faster than the default SipHash on such keys. It
-/// does not resist hash flooding, which is acceptable because a map holds the
+/// does not resist hash flooding, which is acceptable because a map contains the
 /// keys of one consumer batch, at most a few hundred entries.
 type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv1a>>;
 
@@ -118,7 +118,7 @@ struct Pending<'a> {
     first_message: usize,
 }
 
-/// What makes two messages copies of one event.
+/// The key under which copies of one event coalesce.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum Identity<'a> {
     /// The same location and `fetched_at` instant.

@@ -65,7 +65,7 @@ fn read_with_serde(text: &str) -> Result<RawFields<'_>, serde_json::Error> {
 
 /// Reads a flat JSON object whose keys and strings have no escapes, or returns `None`.
 ///
-/// Values may be strings, numbers, `true`, `false` and `null`; an object or an
+/// Values may be strings, numbers, `true`, `false` and `null`. An object or an
 /// array as a value, an escape, a repeated known field or any syntax error
 /// returns `None`.
 fn scan_flat(text: &str) -> Option<RawFields<'_>> {
@@ -136,8 +136,8 @@ impl Scanner<'_> {
         Some(byte)
     }
 
-    fn expect(&mut self, wanted: u8) -> Option<()> {
-        (self.next()? == wanted).then_some(())
+    fn expect(&mut self, expected: u8) -> Option<()> {
+        (self.next()? == expected).then_some(())
     }
 
     fn skip_whitespace(&mut self) {

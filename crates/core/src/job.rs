@@ -11,12 +11,12 @@ pub struct PlannedJob {
     id: JobId,
 }
 
-/// Where a job's id is kept.
+/// The storage of a job's id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum JobId {
     /// In the body, unescaped, at this byte range; this saves one allocation per job.
     InBody(std::ops::Range<usize>),
-    /// On its own, because the body holds it with JSON escapes.
+    /// A copy of its own, because the body contains it with JSON escapes.
     Owned(String),
 }
 
