@@ -76,12 +76,15 @@ def size_panel(size):
     return [(labels, [row["gzip"] / 1024 for row in rows], "3. Worker size, gzip", "KiB", False, None)]
 
 
-def drain_panel(drain):
-    """Return the panel of measure 4, if both runners finished."""
+def drain_panel(drain, peers=()):
+    """Return the panel of measure 4, if both runners finished, with any peer drains."""
     if drain.get("native") is None or drain.get("miniflare") is None:
         return []
     labels = ["native runner", "Miniflare + our Worker"]
     values = [drain["native"]["wall_secs"], drain["miniflare"]["wall_secs"]]
+    for name, peer in peers:
+        labels.append(f"Miniflare + {name} (JS)")
+        values.append(peer["miniflare"]["wall_secs"])
     return [(labels, values, f"4. Drain of {drain['events']:,} events", "wall seconds (log)", True, None)]
 
 
@@ -100,10 +103,18 @@ def main():
     results_dir, output = Path(sys.argv[1]), Path(sys.argv[2])
 
     panels = []
-    for name, make in (("batch", batch_panels), ("size", size_panel), ("drain-ours", drain_panel), ("core", core_panel)):
+    for name, make in (("batch", batch_panels), ("size", size_panel), ("core", core_panel)):
         result = load(results_dir, name)
         if result is not None:
             panels.extend(make(result))
+
+    drain = load(results_dir, "drain-ours")
+    if drain is not None:
+        peers = [(label, load(results_dir, f"drain-{key}")) for key, label in (("same", "same alg."), ("seed", "seed"))]
+        finished = [(label, peer) for label, peer in peers if peer is not None and peer.get("miniflare")]
+        # Measure 4 goes after the panels of measures 1 to 3.
+        position = min(3, len(panels))
+        panels[position:position] = drain_panel(drain, finished)
     if not panels:
         sys.exit(f"chart: no results in {results_dir}; run `bash bench/run.sh` first")
 
