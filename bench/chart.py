@@ -1,8 +1,9 @@
 """Draw the side-by-side benchmark results as one SVG chart.
 
 Reads the JSON files that the measures write to bench/results (batch.json,
-size.json, drain-ours.json, core.json) and draws one panel per measure that
-has a result, each on a log scale where the values span orders of magnitude.
+size.json, drain-ours.json with drain-same.json and drain-seed.json if present,
+core.json) and draws one panel per measure that has a result. Panels whose
+values span orders of magnitude use a log scale.
 Needs matplotlib (`pip install matplotlib`).
 
 Usage: python3 chart.py RESULTS_DIR OUTPUT.svg
@@ -33,7 +34,7 @@ def load(results_dir, name):
 
 
 def readable(value):
-    """Format a value with at most three significant digits and thousands separators."""
+    """Format a value: from 100 up as a whole number with thousands separators, below with three significant digits."""
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
