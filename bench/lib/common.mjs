@@ -137,12 +137,18 @@ export function workerOptions(worker, { scriptName = worker.entry, consumer = nu
 }
 
 /**
- * Options every Miniflare instance of the bench shares. `cf: false` keeps
- * Miniflare from downloading a `Request.cf` object from the internet at start.
- * workerd's output is collected in `sink` so that log lines do not flood the tables.
+ * Options every Miniflare instance of the bench shares. workerd listens on the
+ * loopback address only, and `cf: false` keeps Miniflare from downloading a
+ * `Request.cf` object from the internet at start. workerd's output is collected
+ * in `sink` so that log lines do not flood the tables.
  */
 export function sharedMiniflareOptions(sink) {
-  return { cf: false, log: new Log(LogLevel.WARN), handleRuntimeStdio: quietRuntime(sink) };
+  return {
+    host: "127.0.0.1",
+    cf: false,
+    log: new Log(LogLevel.WARN),
+    handleRuntimeStdio: quietRuntime(sink),
+  };
 }
 
 function quietRuntime(sink) {
