@@ -8,7 +8,8 @@
 // value lists five formats. The warm batch time is the `queue` handler's time
 // by workerd's clock, which ticks in whole milliseconds. The round trip adds
 // the fetch from Node into the wrapper and back.
-// Usage: node bench/batch.mjs [--rounds N] [--warm N]
+// Results go to bench/results/NAME.json, by default batch.json.
+// Usage: node bench/batch.mjs [--rounds N] [--warm N] [--results NAME]
 import { Miniflare } from "miniflare";
 import { parseArgs } from "node:util";
 import {
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
     warm: { type: "string", default: "20" },
+    results: { type: "string", default: "batch" },
   },
 });
 const rounds = Math.min(Math.max(Number(args.rounds), 1), 10);
@@ -213,7 +215,7 @@ async function main() {
   const summaries = workers.map((worker) => summarize(worker, runs.get(worker.name)));
   printCalls(summaries);
   printTimes(summaries);
-  saveResults("batch", {
+  saveResults(args.results, {
     command: `node bench/batch.mjs --rounds ${rounds} --warm ${warmBatches}`,
     events_per_count_batch: COUNT_BATCH_EVENTS,
     events_per_timed_batch: TIMED_BATCH_EVENTS,

@@ -3,7 +3,8 @@
 #
 # Usage: bash bench/run.sh [all|calls|batch|size|drain|core|chart|report|lead] [options]
 #   calls, batch  measures 1 and 2: binding calls per batch, warm and first batch
-#                 time in Miniflare (one run gives both; `calls` is a short run)
+#                 time in Miniflare (one run gives both; `calls` is a short run
+#                 that stores bench/results/calls.json, which the report skips)
 #   size          measure 3: Worker bundle sizes, raw and gzip
 #   drain         measure 4: drain of the real events, native runner vs Miniflare
 #   core          measure 5: core events/s vs the Python seed function
@@ -46,7 +47,7 @@ main() {
     print_machine
 
     case "$measure" in
-        calls) require_node_modules; node "$bench_dir/batch.mjs" --rounds 1 --warm 3 "$@" ;;
+        calls) require_node_modules; node "$bench_dir/batch.mjs" --rounds 1 --warm 3 --results calls "$@" ;;
         batch) require_node_modules; node "$bench_dir/batch.mjs" "$@" ;;
         size) require_node_modules; node "$bench_dir/size.mjs" "$@" ;;
         drain) require_node_modules; node "$bench_dir/drain.mjs" "$@" ;;
