@@ -333,7 +333,9 @@ async function main() {
 
   printResults(native, miniflare, jobsExpected, events.length);
   const argv = process.argv.slice(2).join(" ");
-  saveResults(`drain-${args.worker}`, {
+  // A run of our Worker that skips a side is stored apart from the full run the record uses.
+  const partial = args.worker === "ours" && (args["skip-native"] || args["skip-miniflare"]);
+  saveResults(`drain-${args.worker}${partial ? "-partial" : ""}`, {
     command: `node bench/drain.mjs${argv ? ` ${argv}` : ""}`,
     rounds,
     events: events.length,
