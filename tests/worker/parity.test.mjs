@@ -3,7 +3,8 @@
 //
 // The native binary is LANDSCAPE_DISPATCHER_BIN if set. Otherwise it is the
 // newer of the release and debug builds in CARGO_TARGET_DIR (by default
-// target/). The test is skipped if there is none.
+// target/). The test is skipped if there is none; scripts/test.sh builds the
+// debug one first.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -14,8 +15,11 @@ import { after, before, test } from "node:test";
 
 import { JOBS_QUEUE, REPO_ROOT, WRANGLER_TOML, pollUntil, startWorkers } from "./harness.mjs";
 
-const DATA_DIR = path.resolve(REPO_ROOT, "../shared/data");
-const EVENTS_FILE = path.join(DATA_DIR, "weather-ready-us.jsonl");
+// The full real input beside the repository when present, otherwise the shipped sample.
+const FULL_DATA_DIR = path.resolve(REPO_ROOT, "../shared/data");
+const HAS_FULL_DATA = existsSync(path.join(FULL_DATA_DIR, "weather-ready-us.jsonl"));
+const DATA_DIR = HAS_FULL_DATA ? FULL_DATA_DIR : path.join(REPO_ROOT, "data");
+const EVENTS_FILE = path.join(DATA_DIR, HAS_FULL_DATA ? "weather-ready-us.jsonl" : "weather-ready-sample.jsonl");
 const KV_FILE = path.join(DATA_DIR, "formats-kv.json");
 const EVENT_COUNT = 300;
 
