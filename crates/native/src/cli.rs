@@ -10,11 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// store's KV namespace and sends one `landscape-jobs` message per format, as the
 /// Cloudflare Worker does, with the settings of the same `wrangler.toml`.
 ///
-/// Exit codes: 0 on success, 1 on a runtime failure, 2 on a usage or configuration error.
+/// Exit codes: 0 on success, 1 on a runtime failure, 2 on a usage or configuration error,
+/// such as an invalid wrangler.toml or a --db file that does not exist.
 #[derive(Debug, Parser)]
 #[command(name = "landscape-dispatcher", version, max_term_width = 100)]
 pub struct Cli {
-    /// SQLite store file, created on first use.
+    /// SQLite store file. Commands that write (send, kv put, kv bulk put, formats
+    /// set|add|remove, run) create it; the others fail if it does not exist.
     #[arg(
         long,
         global = true,

@@ -31,6 +31,22 @@ pub fn open_store(db: &Path) -> Result<Store> {
     Store::open(db).with_context(|| db.display().to_string())
 }
 
+/// Opens the store at `db` for a command that only reads or changes existing data.
+///
+/// A missing file is a usage error that names the path, so a mistyped `--db` fails
+/// instead of creating a new, empty store.
+pub fn open_existing_store(db: &Path) -> Result<Store> {
+    match std::fs::metadata(db) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(UsageError(format!(
+            "{}: store not found; pass --db with the path of an existing store, \
+             or create one with `kv bulk put` or `send`",
+            db.display()
+        ))
+        .into()),
+        _ => open_store(db),
+    }
+}
+
 /// Loads the settings, with the file named in the error.
 pub fn load_settings(config: &Path) -> Result<Settings> {
     Ok(Settings::load(config)?)
@@ -132,7 +148,12 @@ fn flush(store: &mut Store, queue: &str, chunk: &mut Vec<String>, db: &Path) -> 
 
 /// Runs a `kv` subcommand.
 pub fn kv(db: &Path, command: KvCommand) -> Result<()> {
-    let mut store = open_store(db)?;
+    let creates_store = matches!(command, KvCommand::Put { .. } | KvCommand::Bulk(_));
+    let mut store = if creates_store {
+        open_store(db)?
+    } else {
+        open_existing_store(db)?
+    };
     let context = || format!("{}: KV operation failed", db.display());
     match command {
         KvCommand::Get { key } => {
@@ -233,7 +254,11 @@ fn bulk_value(entry: &BulkEntry) -> Result<String, String> {
 pub fn formats(db: &Path, config: &Path, command: FormatsCommand) -> Result<()> {
     let settings = load_settings(config)?;
     let registry = &settings.core.registry;
-    let mut store = open_store(db)?;
+    let mut store = if matches!(command, FormatsCommand::Get { .. }) {
+        open_existing_store(db)?
+    } else {
+        open_store(db)?
+    };
 
     let (location, changes) = match &command {
         FormatsCommand::Get { location } => (location, None),
@@ -327,7 +352,7 @@ fn print_lines(lines: &[&str]) -> Result<()> {
 /// Runs a `queue` subcommand.
 pub fn queue(db: &Path, config: &Path, command: QueueCommand) -> Result<()> {
     let settings = load_settings(config)?;
-    let mut store = open_store(db)?;
+    let mut store = open_existing_store(db)?;
     let context = || format!("{}: queue operation failed", db.display());
 
     match command {
@@ -374,7 +399,7 @@ pub fn queue(db: &Path, config: &Path, command: QueueCommand) -> Result<()> {
 /// Runs a `dlq` subcommand.
 pub fn dlq(db: &Path, config: &Path, command: DlqCommand) -> Result<()> {
     let settings = load_settings(config)?;
-    let mut store = open_store(db)?;
+    let mut store = open_existing_store(db)?;
     let dead_letter_queue = &settings.consumer.dead_letter_queue;
     let context = || format!("{}: dead-letter operation failed", db.display());
 

@@ -344,6 +344,7 @@ fn usage_and_runtime_errors_exit_codes() {
     misconfigured.config = misconfigured.dir.path().join("wrangler.toml");
     std::fs::write(&misconfigured.config, text).expect("write config");
 
+    harness.ok(&["kv", "put", "other", "x"]);
     let unknown_queue = harness.run(&["send", "no-such-queue", "-"]);
     let missing_key = harness.run(&["kv", "get", "formats:00000"]);
     let bad_flag = harness.run(&["run", "--no-such-flag"]);
@@ -455,4 +456,43 @@ fn send_stops_at_invalid_utf8() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 3 is not valid UTF-8"));
     assert_eq!(harness.count("weather-ready"), 1);
+}
+
+#[test]
+fn read_commands_need_an_existing_store() {
+    let harness = Harness::new();
+    let commands: [&[&str]; 9] = [
+        &["queue", "stats"],
+        &["queue", "peek", "weather-ready"],
+        &["queue", "purge", "weather-ready"],
+        &["dlq", "list"],
+        &["dlq", "replay"],
+        &["formats", "get", "78729"],
+        &["kv", "get", "formats:78729"],
+        &["kv", "list"],
+        &["kv", "delete", "formats:78729"],
+    ];
+
+    for args in commands {
+        let output = harness.run(args);
+
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.contains(path_str(&harness.db)),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("--db"), "{args:?}: {message}");
+        assert!(!harness.db.exists(), "{args:?} created the store");
+    }
+}
+
+#[test]
+fn write_commands_create_the_store() {
+    let harness = Harness::new();
+
+    harness.ok(&["formats", "add", "78729", "bw"]);
+
+    assert!(harness.db.exists());
+    assert_eq!(harness.ok(&["formats", "get", "78729"]), "rgb_light\nbw\n");
 }
