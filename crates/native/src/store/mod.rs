@@ -21,8 +21,10 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
 /// WAL pages written between automatic checkpoints.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
 
-/// Page cache size in KiB, enough for the hot pages of the queues and the ledger.
-const CACHE_KIB: i64 = 8_192;
+/// Page cache size in KiB. The queues and the ledger are written at their ends, so a
+/// small cache holds their hot pages: the 29,806-event drain peaked at 8 MB of RSS
+/// with 2 MiB and at 14.5 MB with 8 MiB, and ran no slower.
+const CACHE_KIB: i64 = 2_048;
 
 /// Prepared statements kept per connection; more than the store uses, so none is parsed twice.
 const STATEMENT_CACHE_CAPACITY: usize = 32;
