@@ -131,7 +131,10 @@ pub fn send(db: &Path, config: &Path, queue: &str, file: Option<&PathBuf>) -> Re
     enqueued += flush(&mut store, queue, &mut chunk, db)?;
     progress.finish_and_clear();
 
-    println!("enqueued {enqueued} messages on {queue} from {name}");
+    writeln!(
+        io::stdout(),
+        "enqueued {enqueued} messages on {queue} from {name}"
+    )?;
     Ok(())
 }
 
@@ -160,7 +163,7 @@ pub fn kv(db: &Path, command: KvCommand) -> Result<()> {
             let value = store.kv_get(&key).with_context(context)?;
             let value = value
                 .ok_or_else(|| anyhow::anyhow!("{}: key \"{key}\" not found", db.display()))?;
-            println!("{value}");
+            writeln!(io::stdout(), "{value}")?;
         }
         KvCommand::Put { key, value } => {
             check_kv_key(&key)?;
@@ -235,7 +238,12 @@ fn bulk_put(store: &mut Store, db: &Path, file: &Path) -> Result<()> {
     store
         .kv_put_many(&pairs)
         .with_context(|| format!("{}: failed to write the KV entries", db.display()))?;
-    println!("wrote {} KV entries from {}", pairs.len(), file.display());
+    writeln!(
+        io::stdout(),
+        "wrote {} KV entries from {}",
+        pairs.len(),
+        file.display()
+    )?;
     Ok(())
 }
 
@@ -390,7 +398,7 @@ pub fn queue(db: &Path, config: &Path, command: QueueCommand) -> Result<()> {
         QueueCommand::Purge { queue } => {
             check_queue(&settings, &queue)?;
             let deleted = store.purge(&queue).with_context(context)?;
-            println!("deleted {deleted} messages from {queue}");
+            writeln!(io::stdout(), "deleted {deleted} messages from {queue}")?;
         }
     }
     Ok(())
@@ -426,10 +434,12 @@ pub fn dlq(db: &Path, config: &Path, command: DlqCommand) -> Result<()> {
             if count.unreadable > 0 {
                 tracing::warn!(unreadable = count.unreadable, queue = %dead_letter_queue, "left records that are not dead-letter records");
             }
-            println!(
+            writeln!(
+                io::stdout(),
                 "replayed {} messages from {dead_letter_queue} to {}",
-                count.replayed, settings.consumer.queue
-            );
+                count.replayed,
+                settings.consumer.queue
+            )?;
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ mod runner;
 mod settings;
 mod store;
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -36,6 +36,8 @@ fn main() -> ExitCode {
 
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader such as `head` closed standard output: it has all the output it wants.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             let usage = error.downcast_ref::<UsageError>().is_some()
@@ -43,6 +45,19 @@ fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Returns whether `error` comes from writing to a closed pipe.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = match cause.downcast_ref::<io::Error>() {
+            Some(error) => Some(error.kind()),
+            None => cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind),
+        };
+        kind == Some(io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Sends logs to standard error, filtered by `RUST_LOG` (by default, `info`).
@@ -141,7 +156,7 @@ fn run(db: &Path, config: &Path, args: &RunArgs) -> Result<()> {
         messages = summary.messages,
         "runner stopped"
     );
-    print_summary(&summary);
+    print_summary(&summary)?;
     Ok(())
 }
 
@@ -165,15 +180,20 @@ fn run_options(args: &RunArgs) -> RunOptions {
     }
 }
 
-fn print_summary(summary: &RunSummary) {
-    println!("batches        {}", summary.batches);
-    println!("messages       {}", summary.messages);
-    println!("events         {}", summary.events);
-    println!("jobs           {}", summary.jobs);
-    println!("duplicate jobs {}", summary.duplicate_jobs);
-    println!("acked          {}", summary.acked);
-    println!("retried        {}", summary.retried);
-    println!("dead-lettered  {}", summary.dead_lettered);
-    println!("elapsed        {:.3} s", summary.elapsed.as_secs_f64());
-    println!("events/s       {:.0}", summary.messages_per_sec());
+fn print_summary(summary: &RunSummary) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "batches        {}", summary.batches)?;
+    writeln!(stdout, "messages       {}", summary.messages)?;
+    writeln!(stdout, "events         {}", summary.events)?;
+    writeln!(stdout, "jobs           {}", summary.jobs)?;
+    writeln!(stdout, "duplicate jobs {}", summary.duplicate_jobs)?;
+    writeln!(stdout, "acked          {}", summary.acked)?;
+    writeln!(stdout, "retried        {}", summary.retried)?;
+    writeln!(stdout, "dead-lettered  {}", summary.dead_lettered)?;
+    writeln!(
+        stdout,
+        "elapsed        {:.3} s",
+        summary.elapsed.as_secs_f64()
+    )?;
+    writeln!(stdout, "events/s       {:.0}", summary.messages_per_sec())
 }

@@ -3,7 +3,8 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::Command;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::{
@@ -495,4 +496,35 @@ fn write_commands_create_the_store() {
 
     assert!(harness.db.exists());
     assert_eq!(harness.ok(&["formats", "get", "78729"]), "rgb_light\nbw\n");
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let harness = Harness::new();
+    let (events_path, kv_path) = sample_input();
+    harness.load(&events_path, &kv_path);
+    let commands: [&[&str]; 2] = [
+        &["plan", path_str(&events_path)],
+        &["queue", "peek", "weather-ready", "--limit", "100000"],
+    ];
+
+    for args in commands {
+        let mut child = harness
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read a line");
+        // The reader is dropped here, so the rest of the output meets a closed pipe.
+        let output = child.wait_with_output().expect("wait for the binary");
+
+        assert!(first.starts_with('{'), "{args:?}: {first}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "", "{args:?}");
+    }
 }
