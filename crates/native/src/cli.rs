@@ -93,6 +93,10 @@ pub enum Command {
     /// `line-N`, so an event without a valid fetched_at gets the job id suffix
     /// `msg-line-N` here, where a run uses the queue message id. A missing store file
     /// counts as an empty KV namespace.
+    ///
+    /// Standard output holds only the jobs. Each line that would be dead-lettered or
+    /// retried is described on standard error with its line number, code and reason, up
+    /// to 20 lines, followed by the number of such lines.
     Plan {
         /// JSONL file of events; `-` or nothing reads standard input.
         file: Option<PathBuf>,

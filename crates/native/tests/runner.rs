@@ -528,3 +528,41 @@ fn closed_stdout_ends_quietly() {
         assert_eq!(String::from_utf8_lossy(&output.stderr), "", "{args:?}");
     }
 }
+
+#[test]
+fn plan_describes_rejected_lines() {
+    let harness = Harness::new();
+    let mut lines = vec![
+        r#"{"zip_code": "78729", "lat": 30.4515, "lon": -97.7676, "fetched_at": "2025-11-20T12:00:00Z"}"#.to_owned(),
+        "not json".to_owned(),
+        String::new(),
+        r#"{"zip_code": "78729", "lat": 95.0, "lon": 2.0}"#.to_owned(),
+    ];
+    lines.extend((0..30).map(|index| format!("bad {index}")));
+    let path = harness.dir.path().join("mixed.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write lines");
+
+    let output = harness.run(&["plan", path_str(&path)]);
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
+    let stderr = String::from_utf8(output.stderr).expect("UTF-8 errors");
+    let described: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(": line "))
+        .collect();
+
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout.lines().count(), 1);
+    let job: serde_json::Value = serde_json::from_str(stdout.trim()).expect("job JSON");
+    assert_eq!(job["zip_code"], "78729");
+    assert_eq!(described.len(), 20, "{stderr}");
+    assert!(
+        described[0].contains("line 2: would be dead-lettered with code invalid_body: "),
+        "{stderr}"
+    );
+    assert!(
+        described[1].contains("line 4: would be dead-lettered with code invalid_coordinates: "),
+        "{stderr}"
+    );
+    assert!(described[2].contains("line 5: "), "{stderr}");
+    assert!(stderr.contains("32 lines of "), "{stderr}");
+}
