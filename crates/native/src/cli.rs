@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "landscape-dispatcher", version, max_term_width = 100)]
 pub struct Cli {
     /// SQLite store file. Commands that write (send, kv put, kv bulk put, formats
-    /// set|add|remove, run) create it; the others fail if it does not exist.
+    /// set|add|remove, run) create it; the others, except plan, fail if it does not exist.
     #[arg(
         long,
         global = true,
@@ -73,9 +73,16 @@ pub enum Command {
     /// Consume the weather-ready queue until SIGINT or SIGTERM, or until drained.
     ///
     /// On the first SIGINT or SIGTERM the batch in hand is committed and the run exits
-    /// with 0; a second signal exits at once. The summary goes to standard output. Each
-    /// batch writes one log line with the core's report: at DEBUG if every message was
-    /// acked, at WARN if one was retried, dead-lettered or raised a warning.
+    /// with 0; a second signal exits at once. The summary goes to standard output.
+    ///
+    /// The id of every job sent is recorded in the store's job ledger in the same
+    /// transaction. A job whose id the ledger already contains is not sent again, and the
+    /// summary counts it as a duplicate job. So a redelivered event adds no second copy of
+    /// a job, and events sent again after `queue purge landscape-jobs` produce no jobs
+    /// until `queue purge landscape-jobs --ledger` clears the ledger.
+    ///
+    /// Each batch writes one log line with the core's report: at DEBUG if every message
+    /// was acked, at WARN if one was retried, dead-lettered or raised a warning.
     ///
     /// Test hook: with LANDSCAPE_DISPATCHER_FAIL_SENDS set to some text, every send to the
     /// jobs queue fails as a transient error with that text, so messages are retried and
@@ -222,7 +229,8 @@ pub struct RunArgs {
 /// Queue subcommands.
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// Print message counts: ready, delayed by a retry, in flight, and total.
+    /// Print message counts (ready, delayed by a retry, in flight, and total) and the
+    /// number of job ids in the job ledger.
     Stats {
         /// Queue name; by default, every queue named in wrangler.toml.
         queue: Option<String>,
@@ -235,10 +243,19 @@ pub enum QueueCommand {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Delete every message of a queue; the job ledger is kept.
+    /// Delete every message of a queue.
+    ///
+    /// The job ledger is kept unless --ledger is given. It contains the id of every job
+    /// sent, and a job whose id it contains is not sent again. So after a purge without
+    /// --ledger, events sent again produce none of the jobs they produced before.
     Purge {
         /// Queue name.
         queue: String,
+        /// Also delete every job id of the job ledger, so that events sent again produce
+        /// their jobs again. Valid only with the jobs queue (landscape-jobs in the shipped
+        /// wrangler.toml).
+        #[arg(long)]
+        ledger: bool,
     },
 }
 

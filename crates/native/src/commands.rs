@@ -395,11 +395,45 @@ pub fn queue(db: &Path, config: &Path, command: QueueCommand) -> Result<()> {
             let messages = store.peek(&queue, limit).with_context(context)?;
             output::print_jsonl(&messages)?;
         }
-        QueueCommand::Purge { queue } => {
+        QueueCommand::Purge { queue, ledger } => {
             check_queue(&settings, &queue)?;
-            let deleted = store.purge(&queue).with_context(context)?;
-            writeln!(io::stdout(), "deleted {deleted} messages from {queue}")?;
+            purge(&mut store, &settings, &queue, ledger).with_context(context)?;
         }
+    }
+    Ok(())
+}
+
+/// Deletes the messages of `queue` and, if `ledger` is set, the job ledger.
+///
+/// Purging the jobs queue alone writes a note that the ledger still contains its job ids.
+fn purge(store: &mut Store, settings: &Settings, queue: &str, ledger: bool) -> Result<()> {
+    let jobs_queue = settings.jobs_queue.as_str();
+    if ledger && queue != jobs_queue {
+        return Err(UsageError(format!(
+            "--ledger deletes the job ids of the jobs queue, so it goes only with \
+             `queue purge {jobs_queue} --ledger`"
+        ))
+        .into());
+    }
+
+    if ledger {
+        let (messages, job_ids) = store.purge_with_ledger(queue)?;
+        writeln!(
+            io::stdout(),
+            "deleted {messages} messages from {queue} and {job_ids} job ids from the job ledger"
+        )?;
+        return Ok(());
+    }
+
+    let messages = store.purge(queue)?;
+    writeln!(io::stdout(), "deleted {messages} messages from {queue}")?;
+    let ledger_len = store.ledger_len()?;
+    if queue == jobs_queue && ledger_len > 0 {
+        writeln!(
+            io::stderr(),
+            "note: the job ledger still contains {ledger_len} job ids, so events sent again produce \
+             none of these jobs; `queue purge {jobs_queue} --ledger` deletes them too"
+        )?;
     }
     Ok(())
 }

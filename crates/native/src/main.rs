@@ -156,6 +156,14 @@ fn run(db: &Path, config: &Path, args: &RunArgs) -> Result<()> {
         messages = summary.messages,
         "runner stopped"
     );
+    if summary.duplicate_jobs > 0 {
+        tracing::info!(
+            duplicate_jobs = summary.duplicate_jobs,
+            "jobs whose ids the job ledger already held were not sent again; \
+             `queue purge {} --ledger` deletes the ledger",
+            settings.jobs_queue
+        );
+    }
     print_summary(&summary)?;
     Ok(())
 }

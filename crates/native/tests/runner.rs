@@ -566,3 +566,32 @@ fn plan_describes_rejected_lines() {
     assert!(described[2].contains("line 5: "), "{stderr}");
     assert!(stderr.contains("32 lines of "), "{stderr}");
 }
+
+#[test]
+fn purge_with_ledger_lets_events_dispatch_again() {
+    let harness = Harness::new();
+    let (events_path, _) = sample_input();
+    let text = std::fs::read_to_string(&events_path).expect("events");
+    let lines: Vec<&str> = text.lines().take(3).collect();
+    send_lines(&harness, &lines);
+    harness.ok(&["run", "--drain"]);
+
+    let purged = harness.run(&["queue", "purge", "landscape-jobs"]);
+    send_lines(&harness, &lines);
+    let without_ledger = harness.ok(&["run", "--drain"]);
+    let purged_ledger = harness.ok(&["queue", "purge", "landscape-jobs", "--ledger"]);
+    send_lines(&harness, &lines);
+    let with_ledger = harness.ok(&["run", "--drain"]);
+    let wrong_queue = harness.run(&["queue", "purge", "weather-ready", "--ledger"]);
+
+    assert!(String::from_utf8_lossy(&purged.stderr).contains("--ledger"));
+    assert_eq!(summary_value(&without_ledger, "jobs"), 0);
+    assert_eq!(summary_value(&without_ledger, "duplicate jobs"), 3);
+    assert_eq!(
+        purged_ledger,
+        "deleted 0 messages from landscape-jobs and 3 job ids from the job ledger\n"
+    );
+    assert_eq!(summary_value(&with_ledger, "jobs"), 3);
+    assert_eq!(harness.count("landscape-jobs"), 3);
+    assert_eq!(wrong_queue.status.code(), Some(2));
+}

@@ -263,6 +263,24 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Deletes every message of `queue` and every job id of the ledger in one transaction,
+    /// and returns how many of each there were.
+    ///
+    /// Afterwards, events sent again produce all their jobs again.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the write fails; then nothing is deleted.
+    pub fn purge_with_ledger(&mut self, queue: &str) -> Result<(usize, usize), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let messages = tx.execute("DELETE FROM messages WHERE queue = ?1", [queue])?;
+        let job_ids = tx.execute("DELETE FROM job_ledger", [])?;
+        tx.commit()?;
+        Ok((messages, job_ids))
+    }
+
     /// Moves the original bodies of dead-letter records from `dead_letter_queue` back to
     /// `target` as new messages, keeping only records whose code is `code` if given.
     ///
@@ -645,6 +663,25 @@ mod tests {
         assert_eq!(second, 1);
         assert_eq!(store.stats("jobs", 0).expect("stats").total, 1);
         assert_eq!(store.ledger_len().expect("ledger"), 3);
+    }
+
+    #[test]
+    fn purge_with_ledger_sends_jobs_again() {
+        let (_dir, mut store) = temp_store();
+        let mut commit = store.begin_batch().expect("begin");
+        commit
+            .send_jobs("jobs", [("j1", "{}"), ("j2", "{}")], 0)
+            .expect("send");
+        commit.commit().expect("commit");
+
+        let purged = store.purge_with_ledger("jobs").expect("purge");
+        let mut commit = store.begin_batch().expect("begin");
+        let sent = commit.send_jobs("jobs", [("j1", "{}")], 0).expect("send");
+        commit.commit().expect("commit");
+
+        assert_eq!(purged, (2, 2));
+        assert_eq!(sent, 1);
+        assert_eq!(store.ledger_len().expect("ledger"), 1);
     }
 
     #[test]
