@@ -274,8 +274,7 @@ pub fn formats(db: &Path, config: &Path, command: FormatsCommand) -> Result<()> 
         | FormatsCommand::Add { location, formats }
         | FormatsCommand::Remove { location, formats } => (location, Some(formats)),
     };
-    validate_location(location)
-        .map_err(|error| UsageError(format!("invalid location id \"{location}\": {error}")))?;
+    validate_location(location).map_err(|error| UsageError(error.to_string()))?;
     if let Some(names) = changes {
         check_format_names(&settings, names)?;
     }

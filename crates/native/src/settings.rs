@@ -481,12 +481,9 @@ impl Reader<'_> {
         let name = "vars.FORMAT_REGISTRY";
         match vars.get("FORMAT_REGISTRY") {
             None => Ok(Registry::builtin()),
-            Some(Value::String(document)) => Registry::from_json(document).map_err(|error| {
-                self.error(
-                    name,
-                    format!("invalid format registry: {error}; expected a JSON array of formats"),
-                )
-            }),
+            Some(Value::String(document)) => {
+                Registry::from_json(document).map_err(|error| self.error(name, error.to_string()))
+            }
             Some(other) => Err(self.error(
                 name,
                 format!("expected a JSON document as a string, found {other}"),
@@ -553,6 +550,24 @@ mod tests {
         let settings = parse(&text).expect("settings");
 
         assert_eq!(settings.core.registry.formats().len(), 1);
+    }
+
+    #[test]
+    fn invalid_registry_var_is_described_once() {
+        let text = format!("{SHIPPED}\nFORMAT_REGISTRY = 'not json'\n");
+
+        let error = parse(&text).expect_err("invalid registry").to_string();
+
+        assert!(
+            error.starts_with("wrangler.toml: vars.FORMAT_REGISTRY: invalid format registry: "),
+            "{error}"
+        );
+        assert_eq!(
+            error.matches("invalid format registry").count(),
+            1,
+            "{error}"
+        );
+        assert_eq!(error.matches("expected a JSON array").count(), 1, "{error}");
     }
 
     #[test]

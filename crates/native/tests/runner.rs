@@ -332,6 +332,16 @@ fn formats_commands_check_the_registry() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("sepia"));
     assert_eq!(default.status.code(), Some(2));
     assert_eq!(invalid_location.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&invalid_location.stderr);
+    assert!(
+        message.starts_with("error: invalid location id \"7872\": expected "),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("invalid location id").count(),
+        1,
+        "{message}"
+    );
     assert_eq!(stored.trim(), r#"["rgb_light", "eink", "bwi"]"#);
 }
 
