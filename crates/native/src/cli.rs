@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use landscape_core::DeadLetterCode;
 
 /// The Weather Landscape job dispatcher on one machine, with an embedded SQLite store.
 ///
@@ -271,7 +273,12 @@ pub enum DlqCommand {
     /// Send the original bodies of dead-letter records back to the consumer queue.
     Replay {
         /// Replay only records with this code, such as `retries_exhausted`.
-        #[arg(long)]
+        #[arg(long, value_parser = dead_letter_codes())]
         code: Option<String>,
     },
+}
+
+/// Accepts the dead-letter codes of the core, and lists them in help and errors.
+fn dead_letter_codes() -> PossibleValuesParser {
+    PossibleValuesParser::new(DeadLetterCode::ALL.map(DeadLetterCode::as_str))
 }

@@ -451,11 +451,6 @@ pub fn dlq(db: &Path, config: &Path, command: DlqCommand) -> Result<()> {
             output::print_jsonl(&bodies)?;
         }
         DlqCommand::Replay { code } => {
-            if let Some(code) = &code {
-                if landscape_core::DeadLetterCode::parse(code).is_none() {
-                    return Err(UsageError(format!("unknown dead-letter code \"{code}\"")).into());
-                }
-            }
             let count = store
                 .replay_dead_letters(
                     dead_letter_queue,

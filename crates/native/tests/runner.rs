@@ -605,3 +605,17 @@ fn purge_with_ledger_lets_events_dispatch_again() {
     assert_eq!(harness.count("landscape-jobs"), 3);
     assert_eq!(wrong_queue.status.code(), Some(2));
 }
+
+#[test]
+fn replay_lists_valid_codes() {
+    let harness = Harness::new();
+    harness.ok(&["kv", "put", "other", "x"]);
+
+    let output = harness.run(&["dlq", "replay", "--code", "nonsense"]);
+
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    for code in landscape_core::DeadLetterCode::ALL {
+        assert!(message.contains(code.as_str()), "{message}");
+    }
+}
