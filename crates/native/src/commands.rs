@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::cli::{DlqCommand, FormatsCommand, KvBulkCommand, KvCommand, QueueCommand};
 use crate::clock::now_micros;
-use crate::output;
+use crate::output::{self, counted};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -114,8 +114,9 @@ pub fn send(db: &Path, config: &Path, queue: &str, file: Option<&PathBuf>) -> Re
             enqueued += flush(&mut store, queue, &mut chunk, db)?;
             progress.finish_and_clear();
             anyhow::bail!(
-                "{name}: line {line_number} is not valid UTF-8; the {enqueued} messages before \
-                 it were enqueued, so fix the line and send the lines from it on"
+                "{name}: line {line_number} is not valid UTF-8; {} from the lines before it \
+                 stay enqueued, so fix the line and send the lines from it on",
+                counted(enqueued, "message", "messages")
             );
         };
         let text = text.trim_end_matches(['\n', '\r']);
@@ -133,7 +134,8 @@ pub fn send(db: &Path, config: &Path, queue: &str, file: Option<&PathBuf>) -> Re
 
     writeln!(
         io::stdout(),
-        "enqueued {enqueued} messages on {queue} from {name}"
+        "enqueued {} on {queue} from {name}",
+        counted(enqueued, "message", "messages")
     )?;
     Ok(())
 }
@@ -240,8 +242,8 @@ fn bulk_put(store: &mut Store, db: &Path, file: &Path) -> Result<()> {
         .with_context(|| format!("{}: failed to write the KV entries", db.display()))?;
     writeln!(
         io::stdout(),
-        "wrote {} KV entries from {}",
-        pairs.len(),
+        "wrote {} from {}",
+        counted(pairs.len(), "KV entry", "KV entries"),
         file.display()
     )?;
     Ok(())
@@ -419,19 +421,26 @@ fn purge(store: &mut Store, settings: &Settings, queue: &str, ledger: bool) -> R
         let (messages, job_ids) = store.purge_with_ledger(queue)?;
         writeln!(
             io::stdout(),
-            "deleted {messages} messages from {queue} and {job_ids} job ids from the job ledger"
+            "deleted {} from {queue} and {} from the job ledger",
+            counted(messages, "message", "messages"),
+            counted(job_ids, "job id", "job ids")
         )?;
         return Ok(());
     }
 
     let messages = store.purge(queue)?;
-    writeln!(io::stdout(), "deleted {messages} messages from {queue}")?;
+    writeln!(
+        io::stdout(),
+        "deleted {} from {queue}",
+        counted(messages, "message", "messages")
+    )?;
     let ledger_len = store.ledger_len()?;
     if queue == jobs_queue && ledger_len > 0 {
         writeln!(
             io::stderr(),
-            "note: the job ledger still contains {ledger_len} job ids, so events sent again produce \
-             none of these jobs; `queue purge {jobs_queue} --ledger` deletes them too"
+            "note: the job ledger still contains {}, so events sent again produce none of \
+             these jobs; `queue purge {jobs_queue} --ledger` deletes them too",
+            counted(ledger_len, "job id", "job ids")
         )?;
     }
     Ok(())
@@ -464,8 +473,8 @@ pub fn dlq(db: &Path, config: &Path, command: DlqCommand) -> Result<()> {
             }
             writeln!(
                 io::stdout(),
-                "replayed {} messages from {dead_letter_queue} to {}",
-                count.replayed,
+                "replayed {} from {dead_letter_queue} to {}",
+                counted(count.replayed, "message", "messages"),
                 settings.consumer.queue
             )?;
         }

@@ -1,5 +1,6 @@
 //! Output for people and for machines: progress bars on a terminal, JSONL otherwise.
 
+use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -61,6 +62,20 @@ fn visible(progress: ProgressBar) -> ProgressBar {
     progress
 }
 
+/// Returns `number` followed by `singular` if it is 1, or by `plural` otherwise, such as
+/// "1 message" or "0 messages".
+pub fn counted<N>(number: N, singular: &str, plural: &str) -> String
+where
+    N: Copy + Display + PartialEq + From<u8>,
+{
+    let noun = if number == N::from(1) {
+        singular
+    } else {
+        plural
+    };
+    format!("{number} {noun}")
+}
+
 /// Writes each item as one line of JSON to standard output.
 ///
 /// # Errors
@@ -74,4 +89,16 @@ pub fn print_jsonl<T: Serialize>(items: &[T]) -> anyhow::Result<()> {
     }
     stdout.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn counted_picks_the_noun() {
+        assert_eq!(counted(0_usize, "message", "messages"), "0 messages");
+        assert_eq!(counted(1_u64, "message", "messages"), "1 message");
+        assert_eq!(counted(2_u64, "entry", "entries"), "2 entries");
+    }
 }

@@ -9,6 +9,7 @@ use landscape_core::{Batch, KvRead, Message, Outcome, SendResult, Timestamp};
 
 use crate::clock::now_micros;
 use crate::commands::{input_name, load_settings, open_input};
+use crate::output::counted;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -102,8 +103,8 @@ impl<'n> Rejections<'n> {
         };
         writeln!(
             io::stderr(),
-            "{} lines of {} would be dead-lettered or retried{listed}",
-            self.count,
+            "{} of {} would be dead-lettered or retried{listed}",
+            counted(self.count, "line", "lines"),
             self.name
         )
     }

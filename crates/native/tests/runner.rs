@@ -619,3 +619,29 @@ fn replay_lists_valid_codes() {
         assert!(message.contains(code.as_str()), "{message}");
     }
 }
+
+#[test]
+fn counts_of_one_are_singular() {
+    let harness = Harness::new();
+    let lines = harness.dir.path().join("one.jsonl");
+    std::fs::write(&lines, "not json\n").expect("write lines");
+    let bulk = harness.dir.path().join("bulk.json");
+    std::fs::write(&bulk, r#"[{"key": "other", "value": "x"}]"#).expect("write bulk file");
+
+    let sent = harness.ok(&["send", "weather-ready", path_str(&lines)]);
+    let wrote = harness.ok(&["kv", "bulk", "put", path_str(&bulk)]);
+    harness.ok(&["run", "--drain"]);
+    let replayed = harness.ok(&["dlq", "replay"]);
+    let purged = harness.ok(&["queue", "purge", "weather-ready"]);
+    let planned = harness.run(&["plan", path_str(&lines)]);
+
+    assert!(sent.starts_with("enqueued 1 message on "), "{sent}");
+    assert!(wrote.starts_with("wrote 1 KV entry from "), "{wrote}");
+    assert!(
+        replayed.starts_with("replayed 1 message from "),
+        "{replayed}"
+    );
+    assert_eq!(purged, "deleted 1 message from weather-ready\n");
+    let message = String::from_utf8_lossy(&planned.stderr);
+    assert!(message.contains("1 line of "), "{message}");
+}
