@@ -28,7 +28,9 @@ echo "== sending events"
 "$bin" --db "$db" send weather-ready data/weather-ready-sample.jsonl
 
 echo "== draining weather-ready"
-"$bin" --db "$db" run --drain
+# The runner logs one INFO line per batch. Unless RUST_LOG is set, only its start and
+# stop lines are shown here, and batches with retries or dead letters, which log at WARN.
+RUST_LOG="${RUST_LOG:-info,landscape_dispatcher::runner=warn}" "$bin" --db "$db" run --drain
 
 echo "== queues"
 "$bin" --db "$db" queue stats

@@ -83,8 +83,10 @@ pub enum Command {
     /// a job, and events sent again after `queue purge landscape-jobs` produce no jobs
     /// until `queue purge landscape-jobs --ledger` clears the ledger.
     ///
-    /// Each batch writes one log line with the core's report: at DEBUG if every message
-    /// was acked, at WARN if one was retried, dead-lettered or raised a warning.
+    /// Each batch writes one log line with the core's report: at INFO if every message was
+    /// acked, at WARN if one was retried, dead-lettered or raised a warning. The summary's
+    /// messages/s counts delivered messages and events/s distinct valid events, both per
+    /// second of the run's wall time.
     ///
     /// Test hook: with LANDSCAPE_DISPATCHER_FAIL_SENDS set to some text, every send to the
     /// jobs queue fails as a transient error with that text, so messages are retried and

@@ -159,7 +159,7 @@ fn run(db: &Path, config: &Path, args: &RunArgs) -> Result<()> {
     if summary.duplicate_jobs > 0 {
         tracing::info!(
             duplicate_jobs = summary.duplicate_jobs,
-            "jobs whose ids the job ledger already held were not sent again; \
+            "jobs whose ids the job ledger already contained were not sent again; \
              `queue purge {} --ledger` deletes the ledger",
             settings.jobs_queue
         );
@@ -203,5 +203,6 @@ fn print_summary(summary: &RunSummary) -> io::Result<()> {
         "elapsed        {:.3} s",
         summary.elapsed.as_secs_f64()
     )?;
-    writeln!(stdout, "events/s       {:.0}", summary.messages_per_sec())
+    writeln!(stdout, "messages/s     {:.0}", summary.messages_per_sec())?;
+    writeln!(stdout, "events/s       {:.0}", summary.events_per_sec())
 }

@@ -14,7 +14,7 @@
 //! empty, every send to the jobs queue fails as a transient error that contains its value.
 //! Tests use it to drive retries and dead letters through the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use landscape_core::{
     dead_letter_record, Batch, DeadLetterCode, KvRead, Message, Outcome, Plan, SendResult,
     Settlement, Timestamp,
 };
+use tracing::field;
 
 use crate::clock::now_micros;
 use crate::settings::Settings;
@@ -82,9 +83,18 @@ pub struct RunSummary {
 impl RunSummary {
     /// Returns delivered messages per second of wall time.
     pub fn messages_per_sec(&self) -> f64 {
+        self.per_sec(self.messages)
+    }
+
+    /// Returns distinct valid events per second of wall time.
+    pub fn events_per_sec(&self) -> f64 {
+        self.per_sec(self.events)
+    }
+
+    fn per_sec(&self, count: u64) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.messages as f64 / secs
+            count as f64 / secs
         } else {
             0.0
         }
@@ -478,14 +488,19 @@ fn carry_out(
     Ok(())
 }
 
-/// Logs one line per batch: DEBUG when all went well, WARN when something was retried,
+/// Logs one line per batch: INFO when all went well, WARN when something was retried,
 /// dead-lettered or warned about.
+///
+/// The counts by code of warnings and dead letters appear only if there are any, as one
+/// JSON object each.
+// NOTE: with --log-format json these objects are JSON text inside a string field, because
+// tracing records no nested values without its unstable `valuable` support.
 fn log_batch(settlement: &Settlement, counts: &BatchCounts) {
     let report = &settlement.report;
     let troubled =
         counts.retried > 0 || counts.dead_lettered > 0 || !settlement.warnings.is_empty();
-    let warnings = serde_json::to_string(&report.warnings).unwrap_or_default();
-    let dead_letters = serde_json::to_string(&report.dead_letters).unwrap_or_default();
+    let warnings = counts_by_code(&report.warnings);
+    let dead_letters = counts_by_code(&report.dead_letters);
 
     macro_rules! batch_line {
         ($level:ident) => {
@@ -503,8 +518,8 @@ fn log_batch(settlement: &Settlement, counts: &BatchCounts) {
                 kv_keys = report.kv_keys,
                 kv_reads = report.kv_reads,
                 send_batches = report.send_batches,
-                %warnings,
-                %dead_letters,
+                warnings = warnings.as_deref().map(field::display),
+                dead_letters = dead_letters.as_deref().map(field::display),
                 "batch settled"
             )
         };
@@ -512,12 +527,20 @@ fn log_batch(settlement: &Settlement, counts: &BatchCounts) {
     if troubled {
         batch_line!(warn);
     } else {
-        batch_line!(debug);
+        batch_line!(info);
     }
 
     for warning in settlement.warnings.iter().take(MAX_WARNINGS_LOGGED) {
         tracing::warn!(code = warning.code, message_id = %warning.message_id, detail = %warning.detail, "event warning");
     }
+}
+
+/// Returns the counts as a JSON object, or `None` if there are none.
+fn counts_by_code(counts: &BTreeMap<&'static str, u32>) -> Option<String> {
+    if counts.is_empty() {
+        return None;
+    }
+    serde_json::to_string(counts).ok()
 }
 
 /// Seeds the retry jitter from the batch and the clock, so batches spread apart.

@@ -645,3 +645,38 @@ fn counts_of_one_are_singular() {
     let message = String::from_utf8_lossy(&planned.stderr);
     assert!(message.contains("1 line of "), "{message}");
 }
+
+#[test]
+fn run_logs_each_batch_and_both_rates() {
+    let harness = Harness::new();
+    let valid = r#"{"zip_code": "78729", "lat": 30.4515, "lon": -97.7676, "fetched_at": "2025-11-20T12:00:00Z"}"#;
+    send_lines(&harness, &[valid, "not json"]);
+    send_lines(&harness, &[valid]);
+
+    let output = harness
+        .command(&["run", "--drain", "--max-batch-size", "2"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run");
+    let summary = String::from_utf8(output.stdout).expect("UTF-8 output");
+    let logs = String::from_utf8(output.stderr).expect("UTF-8 logs");
+    let batch_lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("batch settled"))
+        .collect();
+
+    assert!(output.status.success(), "{logs}");
+    assert_eq!(summary_value(&summary, "messages"), 3);
+    assert_eq!(summary_value(&summary, "events"), 2);
+    assert!(summary.contains("\nmessages/s "), "{summary}");
+    assert!(summary.contains("\nevents/s "), "{summary}");
+    assert_eq!(batch_lines.len(), 2, "{logs}");
+    assert!(batch_lines[0].contains(" WARN "), "{logs}");
+    assert!(
+        batch_lines[0].contains(r#"dead_letters={"invalid_body":1}"#),
+        "{logs}"
+    );
+    assert!(batch_lines[1].contains(" INFO "), "{logs}");
+    assert!(!batch_lines[1].contains("dead_letters="), "{logs}");
+    assert!(!batch_lines[1].contains("warnings="), "{logs}");
+}
