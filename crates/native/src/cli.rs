@@ -184,6 +184,10 @@ pub enum FormatsCommand {
         formats: Vec<String>,
     },
     /// Remove formats from a location; the default format cannot be removed.
+    ///
+    /// A format the location does not have, or a location without a formats entry, gets a
+    /// note on standard error and exit code 0; nothing is written unless a format was
+    /// removed.
     Remove {
         /// Location id.
         location: String,

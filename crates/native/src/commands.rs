@@ -309,7 +309,17 @@ pub fn formats(db: &Path, config: &Path, command: FormatsCommand) -> Result<()> 
                 ))
                 .into());
             }
-            names.retain(|name| !formats.iter().any(|removed| removed == name));
+            if current.is_none() {
+                writeln!(
+                    io::stderr(),
+                    "note: location {location} has no formats entry ({key}), so it has only \
+                     the default format; nothing written"
+                )?;
+                return print_lines(&names);
+            }
+            if !remove_names(&mut names, formats, location)? {
+                return print_lines(&names);
+            }
         }
     }
 
@@ -348,6 +358,31 @@ fn add_names<'n>(names: &mut Vec<&'n str>, added: &'n [String]) {
             names.push(name);
         }
     }
+}
+
+/// Removes the `removed` names from `names` and returns whether any was there.
+///
+/// Each name that is not there is named in a note on standard error, which ends with
+/// "nothing written" if no name was removed.
+fn remove_names(names: &mut Vec<&str>, removed: &[String], location: &str) -> io::Result<bool> {
+    let absent: Vec<&str> = removed
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !names.contains(name))
+        .collect();
+    names.retain(|name| !removed.iter().any(|removed| removed == name));
+
+    let any_removed = absent.len() < removed.len();
+    if !absent.is_empty() {
+        let verb = if absent.len() == 1 { "is" } else { "are" };
+        let outcome = if any_removed { "" } else { "; nothing written" };
+        writeln!(
+            io::stderr(),
+            "note: {} {verb} not among the formats of location {location}{outcome}",
+            absent.join(", ")
+        )?;
+    }
+    Ok(any_removed)
 }
 
 fn print_lines(lines: &[&str]) -> Result<()> {

@@ -680,3 +680,33 @@ fn run_logs_each_batch_and_both_rates() {
     assert!(!batch_lines[1].contains("dead_letters="), "{logs}");
     assert!(!batch_lines[1].contains("warnings="), "{logs}");
 }
+
+#[test]
+fn formats_remove_writes_only_changes() {
+    let harness = Harness::new();
+    harness.ok(&["formats", "set", "78729", "bw"]);
+
+    let no_entry = harness.run(&["formats", "remove", "99999", "bw"]);
+    let absent = harness.run(&["formats", "remove", "78729", "bwi"]);
+    let partly = harness.run(&["formats", "remove", "78729", "bw", "eink"]);
+    let keys = harness.ok(&["kv", "list"]);
+    let stored = harness.ok(&["kv", "get", "formats:78729"]);
+
+    let message = String::from_utf8_lossy(&no_entry.stderr);
+    assert_eq!(no_entry.status.code(), Some(0));
+    assert!(message.contains("99999 has no formats entry"), "{message}");
+    assert!(message.contains("nothing written"), "{message}");
+    let message = String::from_utf8_lossy(&absent.stderr);
+    assert_eq!(absent.status.code(), Some(0));
+    assert!(
+        message.contains("bwi is not among the formats of location 78729; nothing written"),
+        "{message}"
+    );
+    assert_eq!(String::from_utf8_lossy(&absent.stdout), "rgb_light\nbw\n");
+    let message = String::from_utf8_lossy(&partly.stderr);
+    assert_eq!(partly.status.code(), Some(0));
+    assert!(message.contains("eink is not among"), "{message}");
+    assert!(!message.contains("nothing written"), "{message}");
+    assert_eq!(keys, "formats:78729\n");
+    assert_eq!(stored.trim(), r#"["rgb_light"]"#);
+}
