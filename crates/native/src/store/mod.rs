@@ -11,6 +11,7 @@ mod queue_model;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use queue::{BatchCommit, ClaimedMessage};
@@ -91,6 +92,10 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_error)?;
 
+        // The bundled SQLite (3.50) plans with the value bound to `LIMIT ?`, so each new
+        // bind parses the cached statement again. A stable query plan avoids that.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
 
         let mut store = Self { conn };
