@@ -111,9 +111,8 @@ fn run(db: &Path, config: &Path, args: &RunArgs) -> Result<()> {
     let options = run_options(args);
     let consumer = &settings.consumer;
     let pending = store
-        .stats(&consumer.queue, clock::now_micros())
-        .with_context(|| format!("{}: failed to count the queue", db.display()))?
-        .total;
+        .len(&consumer.queue)
+        .with_context(|| format!("{}: failed to count the queue", db.display()))?;
     let progress = if args.drain {
         output::bar(pending, "draining")
     } else {

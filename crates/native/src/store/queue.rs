@@ -170,6 +170,21 @@ impl Store {
         Ok(earliest)
     }
 
+    /// Returns the number of messages in `queue`, leased or not.
+    ///
+    /// Unlike [`Store::stats`] it reads only the queue index, not each message row.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the read fails.
+    pub fn len(&self, queue: &str) -> Result<u64, StoreError> {
+        let count = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM messages WHERE queue = ?1")?
+            .query_row([queue], |row| row.get(0))?;
+        Ok(count)
+    }
+
     /// Returns whether `queue` holds no message at all, leased or not.
     ///
     /// # Errors
