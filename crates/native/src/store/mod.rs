@@ -19,8 +19,16 @@ pub use queue::{BatchCommit, ClaimedMessage};
 /// Schema migrations in order. `PRAGMA user_version` stores how many have run.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
 
-/// WAL pages written between automatic checkpoints.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+/// Page size of new store files in bytes; an existing file keeps its own. The
+/// 29,806-event drain ran about 10% faster with it than with SQLite's default 4 KiB,
+/// and slower with 8, 32 or 64 KiB.
+const PAGE_SIZE: i64 = 16_384;
+
+/// SQLite's smallest page size, a floor that keeps the division below safe.
+const MIN_PAGE_SIZE: i64 = 512;
+
+/// WAL bytes written between automatic checkpoints.
+const WAL_AUTOCHECKPOINT_BYTES: i64 = 64 << 20;
 
 /// Page cache size in KiB. The queues and the ledger are written at their ends, so a
 /// small cache holds their hot pages: the 29,806-event drain peaked at 8 MB of RSS
@@ -76,6 +84,10 @@ impl Store {
         let conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
 
+        // The page size must be set before WAL mode, which fixes it for the new file.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(open_error)?;
+
         // WAL lets readers run beside a writer; NORMAL skips the fsync per commit, which
         // in WAL mode can lose the last commits on power loss but never corrupts the file.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -83,10 +95,17 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_error)?;
 
-        // Each checkpoint costs two fsyncs, so a checkpoint every 16,384 pages (64 MiB of
-        // WAL at 4 KiB pages) instead of SQLite's default 1,000 keeps them rare in a drain.
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        // Each checkpoint costs two fsyncs, so a checkpoint every 64 MiB of WAL (16,384
+        // pages of 4 KiB) instead of SQLite's default 1,000 pages keeps them rare in a drain.
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |row| row.get(0))
             .map_err(open_error)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            WAL_AUTOCHECKPOINT_BYTES / page_size.max(MIN_PAGE_SIZE),
+        )
+        .map_err(open_error)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(open_error)?;
         conn.pragma_update(None, "temp_store", "MEMORY")
@@ -172,6 +191,25 @@ mod tests {
         assert_eq!(
             schema_version(&store.conn).expect("version"),
             MIGRATIONS.len()
+        );
+    }
+
+    #[test]
+    fn new_file_uses_page_size() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("store.db")).expect("open");
+
+        let pragma = |name| -> i64 {
+            store
+                .conn
+                .pragma_query_value(None, name, |row| row.get(0))
+                .expect("pragma")
+        };
+
+        assert_eq!(pragma("page_size"), PAGE_SIZE);
+        assert_eq!(
+            pragma("wal_autocheckpoint"),
+            WAL_AUTOCHECKPOINT_BYTES / PAGE_SIZE
         );
     }
 
