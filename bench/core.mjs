@@ -7,9 +7,9 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BENCH_DIR, EVENTS_PATH, KV_PATH, fixed, median, printTable, ratio, saveResults } from "./lib/common.mjs";
+import { BENCH_DIR, EVENTS_PATH, KV_PATH, REPO_DIR, fixed, median, printTable, ratio, saveResults } from "./lib/common.mjs";
 
-const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? "/work/target-bench";
+const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? join(REPO_DIR, "target");
 const GOAL_RATIO = 20;
 const ROUNDS = 3;
 

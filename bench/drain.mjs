@@ -32,7 +32,7 @@ import {
   workerOptions,
 } from "./lib/common.mjs";
 
-const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? "/work/target-bench";
+const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? join(REPO_DIR, "target");
 const SEND_BATCH_EVENTS = 100;
 // Bound on one Miniflare drain, in milliseconds.
 const DRAIN_TIME_LIMIT_MS = 20 * 60_000;

@@ -15,12 +15,12 @@
 #
 # Needs the root node_modules (`npm ci` at the root) and, for the Rust Worker,
 # build/ (`bash scripts/build-worker.sh`). Results go to bench/results.
-# Rust builds use CARGO_TARGET_DIR, by default /work/target-bench.
+# Rust builds use CARGO_TARGET_DIR, by default the repository's target/.
 set -euo pipefail
 
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$bench_dir/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-bench}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo_root/target}"
 
 require_node_modules() {
     if [[ ! -x "$repo_root/node_modules/.bin/esbuild" || ! -d "$repo_root/node_modules/miniflare" ]]; then
