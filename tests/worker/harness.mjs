@@ -115,6 +115,10 @@ export async function startWorkers(options = {}) {
   const dispatcher = dispatcherOptions(options);
   const logs = [];
   const mf = new Miniflare({
+    // Without `cf: false`, Miniflare fetches Cloudflare's request metadata from
+    // the internet at every start; the tests stay on this machine.
+    cf: false,
+    host: "127.0.0.1",
     // workerd's output, where the Workers' console lines go, is kept for the
     // tests to read instead of being printed.
     handleRuntimeStdio(stdout, stderr) {
