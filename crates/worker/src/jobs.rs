@@ -85,7 +85,7 @@ async fn await_promise(call: Result<js_sys::Promise, JsValue>) -> Result<(), Str
 /// Reports whether a send error reports the batch or a message as too large.
 ///
 /// NOTE: the phrases come from Miniflare 4's queue broker ("exceeds limit",
-/// HTTP 413); the production service's wording is not documented, so an
+/// HTTP 413). The production service's wording is not documented, so an
 /// unrecognised size error there is treated as transient and retried.
 fn is_size_error(error: &str) -> bool {
     let error = error.to_ascii_lowercase();

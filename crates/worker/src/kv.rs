@@ -38,7 +38,7 @@ enum Lookup {
 #[derive(Default)]
 pub struct KvValues {
     // Cloudflare Queues deliver at most 100 messages per batch, so there are
-    // at most 100 keys; a linear search is cheap and saves a map type's code.
+    // at most 100 keys. A linear search over them is cheap and saves a map type's code.
     lookups: Vec<(String, Lookup)>,
     /// Keys served from the per-isolate cache.
     pub cache_hits: usize,

@@ -31,7 +31,7 @@ const MIN_PAGE_SIZE: i64 = 512;
 const WAL_AUTOCHECKPOINT_BYTES: i64 = 64 << 20;
 
 /// Page cache size in KiB. The queues and the ledger are written at their ends, so a
-/// small cache keeps their hot pages: the 29,806-event drain peaked at 8 MB of RSS
+/// small cache keeps their hot pages. The 29,806-event drain peaked at 8 MB of RSS
 /// with 2 MiB and at 14.5 MB with 8 MiB, and ran no slower.
 const CACHE_KIB: i64 = 2_048;
 
